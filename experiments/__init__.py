@@ -1,0 +1,1 @@
+"""Experiments: the ``esd-gym`` command line, training, evaluation, comparisons and reports."""

@@ -1,0 +1,67 @@
+"""The ``esd-gym`` command-line entry point: argument parsing, logging set-up and one-line error reporting."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from esd_gym.errors import EsdGymError
+from experiments.commands import COMMAND_MODULES
+
+# The single console of the CLI: results go to stdout, logs and errors to stderr.
+console = Console(highlight=False, soft_wrap=True)
+error_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the parser with every subcommand registered (their modules are imported here)."""
+    parser = argparse.ArgumentParser(
+        prog="esd-gym",
+        description="Simulate, learn and compare sample dispatch for DLRM training on edge workers.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES.values():
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        handlers=[RichHandler(console=error_console, show_path=False, show_time=False)],
+        force=True,
+    )
+    # The project's own progress messages are worth showing by default.
+    for name in ("esd_gym", "agents", "experiments"):
+        logging.getLogger(name).setLevel(min(level, logging.INFO))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; bad input ends with a one-line message on stderr and exit status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        result = args.handler(args)
+    except EsdGymError as error:
+        error_console.print(f"esd-gym {args.command}: error: {error}", markup=False)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        error_console.print(f"esd-gym {args.command}: interrupted", markup=False)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Subcommands of ``esd-gym``: each module defines ``register(subparsers)`` and a handler taking parsed arguments.
+
+To add a subcommand, add a module here and list it in :data:`COMMAND_MODULES`; the CLI imports a module only when
+its subcommand runs, so a slow import (torch, stable-baselines3) does not slow down the others.
+"""
+
+from __future__ import annotations
+
+# Subcommand name -> module that implements it, in the order ``esd-gym --help`` lists them.
+COMMAND_MODULES: dict[str, str] = {
+    "data": "experiments.commands.data",
+    "simulate": "experiments.commands.simulate",
+    "replay": "experiments.commands.replay",
+    "bench": "experiments.commands.bench",
+}
