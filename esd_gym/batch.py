@@ -1,0 +1,71 @@
+"""A global batch of samples with the index structures that the simulator and the cost model share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Batch"]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """S samples, their ids de-duplicated within each sample, and the batch's distinct ids numbered 0..U-1.
+
+    A sample that lists an id twice (multi-hot) uses the row once: it is looked up once and adds one update.
+
+    Attributes (M = number of (sample, distinct id) pairs):
+        offsets: int64 [S+1], CSR offsets into ``ids`` and ``local_ids``.
+        ids: int64 [M], global ids in feature order, first occurrence within a sample kept.
+        unique_ids: int64 [U], the batch's distinct global ids, sorted.
+        local_ids: int64 [M], index of each entry of ``ids`` in ``unique_ids``.
+        sample_of: int64 [M], sample index of each entry.
+    """
+
+    offsets: np.ndarray
+    ids: np.ndarray
+    unique_ids: np.ndarray
+    local_ids: np.ndarray
+    sample_of: np.ndarray
+
+    @classmethod
+    def from_csr(cls, offsets: np.ndarray, ids: np.ndarray) -> "Batch":
+        """Build a batch from CSR arrays (``offsets`` may start anywhere; it is rebased to 0)."""
+        offsets = np.asarray(offsets, dtype=np.int64)
+        ids = np.asarray(ids[offsets[0] : offsets[-1]], dtype=np.int64)
+        offsets = offsets - offsets[0]
+        lengths = np.diff(offsets)
+        sample_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+
+        # Drop repeats of an id within a sample, keeping the first occurrence in feature order.
+        order = np.lexsort((np.arange(len(ids)), ids, sample_of))
+        sorted_ids, sorted_samples = ids[order], sample_of[order]
+        repeat = np.zeros(len(ids), dtype=bool)
+        repeat[1:] = (sorted_ids[1:] == sorted_ids[:-1]) & (sorted_samples[1:] == sorted_samples[:-1])
+        if repeat.any():
+            keep = np.ones(len(ids), dtype=bool)
+            keep[order[repeat]] = False
+            ids, sample_of = ids[keep], sample_of[keep]
+            lengths = np.bincount(sample_of, minlength=len(lengths))
+            offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+
+        unique_ids, local_ids = np.unique(ids, return_inverse=True)
+        return cls(
+            offsets=offsets,
+            ids=ids,
+            unique_ids=unique_ids,
+            local_ids=local_ids.astype(np.int64),
+            sample_of=sample_of,
+        )
+
+    @property
+    def size(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def num_unique(self) -> int:
+        return len(self.unique_ids)
+
+    def sample_local_ids(self, sample: int) -> np.ndarray:
+        return self.local_ids[self.offsets[sample] : self.offsets[sample + 1]]

@@ -1,0 +1,229 @@
+"""A worker's embedding cache under HET's bounded-staleness protocol.
+
+Each worker keeps, per cached row k: ``lag`` = V(k) − v_w(k), the number of gradient updates that *other*
+workers applied at the parameter server since the copy was last refreshed; ``pending`` = u_w(k), the worker's own
+updates not yet pushed; and the recency stamp and use count that LRU and LFU evict by. Storing the lag instead of
+absolute versions means the simulator keeps no per-row state for rows that no worker caches, so its memory is
+bounded by the cache sizes, not by the table sizes or the trace length.
+
+A copy is *fresh* when it is cached and ``lag <= s`` (s = staleness bound). One iteration of a worker
+(:meth:`WorkerCache.run_iteration`) takes its distinct ids K in first-appearance order and:
+
+1. looks up every id; ids that are absent or stale are pulled (a stale copy keeps its pending updates);
+2. inserts the absent ids in order. The rows of K are pinned for the whole iteration, so an insert into a full
+   cache evicts the least recently used row (LFU: least used, then least recent) *not in K*. When only rows of K
+   are left, the remaining absent ids are *transient*: used in this iteration and not cached. A dirty evicted row
+   joins the write-back set. Under the ``static`` policy only ids of the hot set are ever cached, and nothing is
+   evicted;
+3. adds to ``pending`` the number of the worker's samples that used each id, then pushes every cached row with
+   ``pending > s``, every transient row and every written-back row. A push clears ``pending``.
+
+The lags of other workers' copies grow when the simulator applies all pushes at the end of the iteration
+(:meth:`WorkerCache.apply_remote_pushes`): every lookup of an iteration sees the PS as it was at its start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["CachePolicy", "WorkerCache", "WorkerIteration", "most_frequent_ids"]
+
+CachePolicy = Literal["lru", "lfu", "static"]
+
+_EMPTY_INT = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class WorkerIteration:
+    """What one worker's lookups, inserts and pushes did in an iteration.
+
+    Arrays over K (the worker's distinct ids in first-appearance order): ``keys``, ``pulled``, ``transient``.
+    Pushes (cached rows past the bound, transient rows, then write-backs): ``push_ids``, ``push_amounts``.
+    """
+
+    keys: np.ndarray
+    pulled: np.ndarray
+    transient: np.ndarray
+    push_ids: np.ndarray
+    push_amounts: np.ndarray
+    write_backs: int
+    evictions: int
+
+
+class WorkerCache:
+    """The cache of one worker: sorted NumPy arrays keyed by global row id.
+
+    :param capacity_rows: C_w, the most rows kept between iterations.
+    :param policy: ``"lru"``, ``"lfu"`` or ``"static"``.
+    :param hot_ids: the rows the ``static`` policy may cache (at most ``capacity_rows`` of them); ignored otherwise.
+    """
+
+    def __init__(self, capacity_rows: int, policy: CachePolicy = "lru", hot_ids: np.ndarray | None = None) -> None:
+        self.capacity_rows = int(capacity_rows)
+        self.policy = policy
+        if policy == "static":
+            hot = np.unique(np.asarray(hot_ids if hot_ids is not None else _EMPTY_INT, dtype=np.int64))
+            self.hot_ids = hot[: self.capacity_rows] if len(hot) > self.capacity_rows else hot
+        else:
+            self.hot_ids = None
+        self.clear()
+
+    def clear(self) -> None:
+        self.ids = _EMPTY_INT.copy()
+        self.lag = _EMPTY_INT.copy()
+        self.pending = _EMPTY_INT.copy()
+        self.last_used = _EMPTY_INT.copy()
+        self.use_count = _EMPTY_INT.copy()
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    def locate(self, query_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (position, cached): where each query id sits in the cache arrays and whether it is there."""
+        if self.size == 0:
+            return np.zeros(len(query_ids), dtype=np.int64), np.zeros(len(query_ids), dtype=bool)
+        position = np.searchsorted(self.ids, query_ids)
+        np.minimum(position, self.size - 1, out=position)
+        return position, self.ids[position] == query_ids
+
+    def freshness(self, query_ids: np.ndarray, staleness_bound: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (cached, fresh), bool arrays over ``query_ids``."""
+        position, cached = self.locate(query_ids)
+        fresh = cached.copy()
+        if cached.any():
+            fresh[cached] = self.lag[position[cached]] <= staleness_bound
+        return cached, fresh
+
+    def cacheable(self, query_ids: np.ndarray) -> np.ndarray:
+        """bool over ``query_ids``: whether this cache may keep the row (always, except under ``static``)."""
+        if self.hot_ids is None:
+            return np.ones(len(query_ids), dtype=bool)
+        return np.isin(query_ids, self.hot_ids, assume_unique=False)
+
+    def run_iteration(
+        self, keys: np.ndarray, use_counts: np.ndarray, staleness_bound: int, stamp: int
+    ) -> WorkerIteration:
+        """Execute the lookups, inserts and pushes of one iteration (steps 1 to 3 of the module docstring).
+
+        :param keys: int64 [K], distinct ids in first-appearance order.
+        :param use_counts: int64 [K], number of this worker's samples that used each id.
+        :param stamp: recency stamp of the first key; key j gets ``stamp + j``.
+        """
+        num_keys = len(keys)
+        position, cached = self.locate(keys)
+        fresh = cached.copy()
+        fresh[cached] = self.lag[position[cached]] <= staleness_bound
+        pulled = ~fresh
+
+        # Step 2: which absent ids get a slot, and which cached rows make room for them.
+        absent = ~cached
+        cacheable = self.cacheable(keys)
+        to_insert = np.flatnonzero(absent & cacheable)
+        free_slots = max(self.capacity_rows - self.size, 0)
+        pinned = np.zeros(self.size, dtype=bool)
+        pinned[position[cached]] = True
+        evicted = _EMPTY_INT
+        if len(to_insert) > free_slots and self.policy != "static":
+            candidates = np.flatnonzero(~pinned)
+            num_evict = min(len(to_insert) - free_slots, len(candidates))
+            if num_evict > 0:
+                if self.policy == "lfu":
+                    order = np.lexsort((self.last_used[candidates], self.use_count[candidates]))
+                else:
+                    order = np.argsort(self.last_used[candidates], kind="stable")
+                evicted = candidates[order[:num_evict]]
+        num_inserted = min(len(to_insert), free_slots + len(evicted))
+        transient = absent.copy()
+        transient[to_insert[:num_inserted]] = False
+
+        # Write-back set: dirty evicted rows.
+        dirty = self.pending[evicted] > 0
+        write_back_ids = self.ids[evicted][dirty]
+        write_back_amounts = self.pending[evicted][dirty]
+
+        # Update the rows already cached: refresh stale copies, recency, use count, pending updates.
+        stamps = stamp + np.arange(num_keys, dtype=np.int64)
+        hit_keys = np.flatnonzero(cached)
+        hit_rows = position[hit_keys]
+        self.lag[hit_rows] = np.where(pulled[hit_keys], 0, self.lag[hit_rows])
+        self.last_used[hit_rows] = stamps[hit_keys]
+        self.use_count[hit_rows] += 1
+        self.pending[hit_rows] += use_counts[hit_keys]
+
+        # Remove the evicted rows, then insert the new ones (kept sorted by id).
+        if len(evicted):
+            keep = np.ones(self.size, dtype=bool)
+            keep[evicted] = False
+            self._keep_rows(keep)
+        inserted = to_insert[:num_inserted]
+        if len(inserted):
+            self._insert_rows(keys[inserted], stamps[inserted], use_counts[inserted])
+
+        # Step 3: pushes of cached rows past the bound, then transient rows, then write-backs.
+        _, cached_now = self.locate(keys)
+        rows_now = np.searchsorted(self.ids, keys[cached_now])
+        over_bound = self.pending[rows_now] > staleness_bound
+        pushed_rows = rows_now[over_bound]
+        push_ids = np.concatenate((self.ids[pushed_rows], keys[transient], write_back_ids))
+        push_amounts = np.concatenate((self.pending[pushed_rows], use_counts[transient], write_back_amounts))
+        self.pending[pushed_rows] = 0
+
+        return WorkerIteration(
+            keys=keys,
+            pulled=pulled,
+            transient=transient,
+            push_ids=push_ids,
+            push_amounts=push_amounts,
+            write_backs=int(len(write_back_ids)),
+            evictions=int(len(evicted)),
+        )
+
+    def apply_remote_pushes(self, pushed_ids: np.ndarray, remote_amounts: np.ndarray) -> None:
+        """Age cached copies by updates that *other* workers pushed.
+
+        :param pushed_ids: int64, sorted distinct ids pushed in the iteration by any worker.
+        :param remote_amounts: int64, updates pushed to each of those ids by workers other than this one.
+        """
+        if self.size == 0 or len(pushed_ids) == 0:
+            return
+        position = np.searchsorted(self.ids, pushed_ids)
+        np.minimum(position, self.size - 1, out=position)
+        present = self.ids[position] == pushed_ids
+        np.add.at(self.lag, position[present], remote_amounts[present])
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        """Push every dirty row; return (ids, amounts) of the pushes."""
+        dirty = np.flatnonzero(self.pending > 0)
+        ids, amounts = self.ids[dirty].copy(), self.pending[dirty].copy()
+        self.pending[dirty] = 0
+        return ids, amounts
+
+    def _keep_rows(self, keep: np.ndarray) -> None:
+        self.ids = self.ids[keep]
+        self.lag = self.lag[keep]
+        self.pending = self.pending[keep]
+        self.last_used = self.last_used[keep]
+        self.use_count = self.use_count[keep]
+
+    def _insert_rows(self, new_ids: np.ndarray, stamps: np.ndarray, use_counts: np.ndarray) -> None:
+        order = np.argsort(new_ids)
+        new_ids = new_ids[order]
+        at = np.searchsorted(self.ids, new_ids)
+        self.ids = np.insert(self.ids, at, new_ids)
+        self.lag = np.insert(self.lag, at, 0)
+        self.pending = np.insert(self.pending, at, use_counts[order])
+        self.last_used = np.insert(self.last_used, at, stamps[order])
+        self.use_count = np.insert(self.use_count, at, 1)
+
+
+def most_frequent_ids(ids: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` most frequent ids of ``ids`` (ties to the smaller id), sorted: the static policy's hot set."""
+    if count <= 0 or len(ids) == 0:
+        return _EMPTY_INT.copy()
+    values, frequencies = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+    order = np.lexsort((values, -frequencies))
+    return np.sort(values[order[:count]])
