@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Batch"]
+__all__ = ["Batch", "gather_batch"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +69,15 @@ class Batch:
 
     def sample_local_ids(self, sample: int) -> np.ndarray:
         return self.local_ids[self.offsets[sample] : self.offsets[sample + 1]]
+
+
+def gather_batch(offsets: np.ndarray, ids: np.ndarray, samples: np.ndarray) -> Batch:
+    """Build the batch of the given sample indices (in that order) from a CSR trace, without a Python loop."""
+    samples = np.asarray(samples, dtype=np.int64)
+    starts = np.asarray(offsets[samples], dtype=np.int64)
+    lengths = np.asarray(offsets[samples + 1], dtype=np.int64) - starts
+    batch_offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+    # Position of every entry in the trace: its sample's start plus its rank within the sample.
+    rank = np.arange(batch_offsets[-1], dtype=np.int64) - np.repeat(batch_offsets[:-1], lengths)
+    positions = np.repeat(starts, lengths) + rank
+    return Batch.from_csr(batch_offsets, np.asarray(ids[positions], dtype=np.int64))

@@ -58,15 +58,18 @@ class WorkerCache:
 
     :param capacity_rows: C_w, the most rows kept between iterations.
     :param policy: ``"lru"``, ``"lfu"`` or ``"static"``.
-    :param hot_ids: the rows the ``static`` policy may cache (at most ``capacity_rows`` of them); ignored otherwise.
+    :param hot_ids: the rows the ``static`` policy may cache, most important first; the first ``capacity_rows``
+        distinct ones are kept. Ignored by the other policies.
     """
 
     def __init__(self, capacity_rows: int, policy: CachePolicy = "lru", hot_ids: np.ndarray | None = None) -> None:
         self.capacity_rows = int(capacity_rows)
         self.policy = policy
         if policy == "static":
-            hot = np.unique(np.asarray(hot_ids if hot_ids is not None else _EMPTY_INT, dtype=np.int64))
-            self.hot_ids = hot[: self.capacity_rows] if len(hot) > self.capacity_rows else hot
+            ranked = np.asarray(hot_ids if hot_ids is not None else _EMPTY_INT, dtype=np.int64)
+            _, first = np.unique(ranked, return_index=True)
+            distinct_in_rank_order = ranked[np.sort(first)]
+            self.hot_ids = np.sort(distinct_in_rank_order[: self.capacity_rows])
         else:
             self.hot_ids = None
         self.clear()
@@ -145,32 +148,38 @@ class WorkerCache:
         write_back_ids = self.ids[evicted][dirty]
         write_back_amounts = self.pending[evicted][dirty]
 
-        # Update the rows already cached: refresh stale copies, recency, use count, pending updates.
+        # Update the rows already cached: refresh stale copies, recency, use count, pending updates; rows past
+        # the bound are pushed (step 3).
         stamps = stamp + np.arange(num_keys, dtype=np.int64)
         hit_keys = np.flatnonzero(cached)
         hit_rows = position[hit_keys]
         self.lag[hit_rows] = np.where(pulled[hit_keys], 0, self.lag[hit_rows])
         self.last_used[hit_rows] = stamps[hit_keys]
         self.use_count[hit_rows] += 1
-        self.pending[hit_rows] += use_counts[hit_keys]
+        hit_pending = self.pending[hit_rows] + use_counts[hit_keys]
+        hit_pushed = hit_pending > staleness_bound
+        self.pending[hit_rows] = np.where(hit_pushed, 0, hit_pending)
+
+        # New rows start with this iteration's updates as pending; the same rule pushes them.
+        inserted = to_insert[:num_inserted]
+        new_pending = use_counts[inserted]
+        new_pushed = new_pending > staleness_bound
 
         # Remove the evicted rows, then insert the new ones (kept sorted by id).
         if len(evicted):
             keep = np.ones(self.size, dtype=bool)
             keep[evicted] = False
             self._keep_rows(keep)
-        inserted = to_insert[:num_inserted]
         if len(inserted):
-            self._insert_rows(keys[inserted], stamps[inserted], use_counts[inserted])
+            self._insert_rows(keys[inserted], stamps[inserted], np.where(new_pushed, 0, new_pending))
 
-        # Step 3: pushes of cached rows past the bound, then transient rows, then write-backs.
-        _, cached_now = self.locate(keys)
-        rows_now = np.searchsorted(self.ids, keys[cached_now])
-        over_bound = self.pending[rows_now] > staleness_bound
-        pushed_rows = rows_now[over_bound]
-        push_ids = np.concatenate((self.ids[pushed_rows], keys[transient], write_back_ids))
-        push_amounts = np.concatenate((self.pending[pushed_rows], use_counts[transient], write_back_amounts))
-        self.pending[pushed_rows] = 0
+        # Pushes: cached rows past the bound, transient rows, written-back rows.
+        push_ids = np.concatenate(
+            (keys[hit_keys[hit_pushed]], keys[inserted[new_pushed]], keys[transient], write_back_ids)
+        )
+        push_amounts = np.concatenate(
+            (hit_pending[hit_pushed], new_pending[new_pushed], use_counts[transient], write_back_amounts)
+        )
 
         return WorkerIteration(
             keys=keys,
@@ -188,6 +197,8 @@ class WorkerCache:
         :param pushed_ids: int64, sorted distinct ids pushed in the iteration by any worker.
         :param remote_amounts: int64, updates pushed to each of those ids by workers other than this one.
         """
+        remote = remote_amounts > 0
+        pushed_ids, remote_amounts = pushed_ids[remote], remote_amounts[remote]
         if self.size == 0 or len(pushed_ids) == 0:
             return
         position = np.searchsorted(self.ids, pushed_ids)
@@ -209,21 +220,21 @@ class WorkerCache:
         self.last_used = self.last_used[keep]
         self.use_count = self.use_count[keep]
 
-    def _insert_rows(self, new_ids: np.ndarray, stamps: np.ndarray, use_counts: np.ndarray) -> None:
+    def _insert_rows(self, new_ids: np.ndarray, stamps: np.ndarray, pending: np.ndarray) -> None:
         order = np.argsort(new_ids)
         new_ids = new_ids[order]
         at = np.searchsorted(self.ids, new_ids)
         self.ids = np.insert(self.ids, at, new_ids)
         self.lag = np.insert(self.lag, at, 0)
-        self.pending = np.insert(self.pending, at, use_counts[order])
+        self.pending = np.insert(self.pending, at, pending[order])
         self.last_used = np.insert(self.last_used, at, stamps[order])
         self.use_count = np.insert(self.use_count, at, 1)
 
 
 def most_frequent_ids(ids: np.ndarray, count: int) -> np.ndarray:
-    """The ``count`` most frequent ids of ``ids`` (ties to the smaller id), sorted: the static policy's hot set."""
+    """The ``count`` most frequent ids of ``ids``, most frequent first (ties to the smaller id): a static hot set."""
     if count <= 0 or len(ids) == 0:
         return _EMPTY_INT.copy()
     values, frequencies = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
     order = np.lexsort((values, -frequencies))
-    return np.sort(values[order[:count]])
+    return values[order[:count]]

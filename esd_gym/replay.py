@@ -1,0 +1,139 @@
+"""Replay an externally produced dispatch log through the simulator (``esd-gym replay``).
+
+The log is a CSV with the header ``sample,worker`` and one row per sample in dispatch order; consecutive
+``batch_size`` rows form one iteration and the last batch may be short. Every sample of the trace must appear
+exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from esd_gym.batch import gather_batch
+from esd_gym.cluster import Cluster
+from esd_gym.errors import AssignmentError, ConfigError, TraceError
+from esd_gym.report import EpisodeTotals, IterationReport
+from esd_gym.simulator import Simulator
+from esd_gym.workload.trace import Trace
+
+__all__ = ["check_ids_in_range", "read_assignments", "replay"]
+
+
+def read_assignments(path: str | os.PathLike[str], num_samples: int, num_workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read and check a dispatch log; return (samples, workers), int64 arrays in dispatch order.
+
+    Raises :class:`AssignmentError` naming ``file:line`` (and column for a bad cell) for a malformed row, a worker
+    outside ``0..num_workers-1``, a sample outside the trace or placed twice, and for a sample that is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AssignmentError(f"{path}: assignments file not found")
+    samples: list[int] = []
+    workers: list[int] = []
+    line_of_sample: dict[int, int] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise AssignmentError(f"{path}: file is empty (expected the header 'sample,worker')")
+        if [cell.strip() for cell in header] != ["sample", "worker"]:
+            raise AssignmentError(f"{path}:1: header must be 'sample,worker' (got {','.join(header)!r})")
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != 2:
+                raise AssignmentError(f"{path}:{line}: expected 2 cells 'sample,worker', got {len(row)}: {row!r}")
+            sample = _parse_int(row[0], path, line, column=1, name="sample")
+            worker = _parse_int(row[1], path, line, column=2, name="worker")
+            if not 0 <= sample < num_samples:
+                raise AssignmentError(f"{path}:{line}: sample {sample} is outside the trace (0..{num_samples - 1})")
+            if not 0 <= worker < num_workers:
+                raise AssignmentError(f"{path}:{line}: worker {worker} is outside 0..{num_workers - 1}")
+            if sample in line_of_sample:
+                raise AssignmentError(
+                    f"{path}:{line}: sample {sample} is placed twice (first at line {line_of_sample[sample]})"
+                )
+            line_of_sample[sample] = line
+            samples.append(sample)
+            workers.append(worker)
+    if len(samples) < num_samples:
+        placed = np.zeros(num_samples, dtype=bool)
+        placed[samples] = True
+        missing = np.flatnonzero(~placed)
+        raise AssignmentError(
+            f"{path}: sample {int(missing[0])} is missing ({len(missing)} of {num_samples} trace samples unplaced)"
+        )
+    return np.array(samples, dtype=np.int64), np.array(workers, dtype=np.int64)
+
+
+def _parse_int(cell: str, path: Path, line: int, column: int, name: str) -> int:
+    try:
+        return int(cell.strip())
+    except ValueError:
+        raise AssignmentError(f"{path}:{line}:{column}: {name} must be an integer (got {cell!r})") from None
+
+
+def check_ids_in_range(trace: Trace, cluster: Cluster) -> None:
+    """Raise :class:`TraceError` when an id lies beyond the id space the cluster shards (range sharding)."""
+    num_rows = cluster.config.num_rows
+    if num_rows is not None and len(trace.ids):
+        top = int(np.max(trace.ids))
+        if top >= num_rows:
+            raise TraceError(f"{trace.source}: id {top} is beyond the tables (cluster num_rows={num_rows})")
+
+
+def iterate_batches(samples: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(samples), batch_size):
+        yield samples[start : start + batch_size]
+
+
+def replay(
+    cluster: Cluster,
+    trace: Trace,
+    samples: np.ndarray,
+    workers: np.ndarray,
+    batch_size: int,
+    flush: bool = True,
+    check_capacity: bool = True,
+) -> tuple[EpisodeTotals, list[IterationReport]]:
+    """Run the logged dispatch through a fresh simulator; return the totals and every iteration's report.
+
+    :param check_capacity: raise :class:`AssignmentError` when a batch gives a worker more than its capacity
+        (``Cluster.capacities(batch_size)``).
+    """
+    if batch_size <= 0:
+        raise ConfigError(f"batch_size must be positive (got {batch_size})")
+    check_ids_in_range(trace, cluster)
+    capacity = cluster.capacities(batch_size) if check_capacity else None
+    simulator = Simulator(cluster, hot_ids=_static_hot_set(cluster, trace))
+    totals = EpisodeTotals()
+    reports: list[IterationReport] = []
+    for index, batch_samples in enumerate(iterate_batches(samples, batch_size)):
+        start = index * batch_size
+        batch = gather_batch(trace.offsets, trace.ids, batch_samples)
+        try:
+            report = simulator.step(batch, workers[start : start + len(batch_samples)], capacity)
+        except AssignmentError as error:
+            raise AssignmentError(f"batch {index} (rows {start + 2}..{start + len(batch_samples) + 1}): {error}") from None
+        totals.add(report)
+        reports.append(report)
+    if flush:
+        report = simulator.flush()
+        totals.add(report)
+        reports.append(report)
+    return totals, reports
+
+
+def _static_hot_set(cluster: Cluster, trace: Trace) -> np.ndarray | None:
+    """The static policy's hot set: the most frequent ids of the trace, as many as the largest cache holds."""
+    if cluster.config.cache_policy != "static":
+        return None
+    from esd_gym.cache import most_frequent_ids
+
+    return most_frequent_ids(np.asarray(trace.ids), int(cluster.cache_rows.max()))
