@@ -21,7 +21,7 @@ from esd_gym.report import EpisodeTotals, IterationReport
 from esd_gym.simulator import Simulator
 from esd_gym.workload.trace import Trace
 
-__all__ = ["check_ids_in_range", "read_assignments", "replay"]
+__all__ = ["check_ids_in_range", "read_assignments", "replay", "static_hot_set"]
 
 
 def read_assignments(path: str | os.PathLike[str], num_samples: int, num_workers: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +111,7 @@ def replay(
         raise ConfigError(f"batch_size must be positive (got {batch_size})")
     check_ids_in_range(trace, cluster)
     capacity = cluster.capacities(batch_size) if check_capacity else None
-    simulator = Simulator(cluster, hot_ids=_static_hot_set(cluster, trace))
+    simulator = Simulator(cluster, hot_ids=static_hot_set(cluster, trace))
     totals = EpisodeTotals()
     reports: list[IterationReport] = []
     for index, batch_samples in enumerate(iterate_batches(samples, batch_size)):
@@ -130,7 +130,7 @@ def replay(
     return totals, reports
 
 
-def _static_hot_set(cluster: Cluster, trace: Trace) -> np.ndarray | None:
+def static_hot_set(cluster: Cluster, trace: Trace) -> np.ndarray | None:
     """The static policy's hot set: the most frequent ids of the trace, as many as the largest cache holds."""
     if cluster.config.cache_policy != "static":
         return None

@@ -1,0 +1,22 @@
+# Set-up, main job and tests. Every target installs what it needs, so each works on a fresh machine.
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip
+
+.PHONY: setup run test bench
+
+# torch first, pinned: the CPU build of 2.13.0; a looser pin would fetch a multi-GB CUDA build.
+setup:
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+
+run: setup
+	esd-gym data fetch ml-100k
+	esd-gym compare --config configs/compare/main.yaml
+
+test: setup
+	$(PYTHON) -m pytest
+
+bench: setup
+	esd-gym bench simulator
+	esd-gym bench dispatch --quick
+	esd-gym bench env
