@@ -39,16 +39,26 @@ class Batch:
         sample_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
 
         # Drop repeats of an id within a sample, keeping the first occurrence in feature order.
-        order = np.lexsort((np.arange(len(ids)), ids, sample_of))
-        sorted_ids, sorted_samples = ids[order], sample_of[order]
-        repeat = np.zeros(len(ids), dtype=bool)
-        repeat[1:] = (sorted_ids[1:] == sorted_ids[:-1]) & (sorted_samples[1:] == sorted_samples[:-1])
-        if repeat.any():
-            keep = np.ones(len(ids), dtype=bool)
-            keep[order[repeat]] = False
-            ids, sample_of = ids[keep], sample_of[keep]
-            lengths = np.bincount(sample_of, minlength=len(lengths))
-            offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        if len(ids):
+            lowest = int(ids.min())
+            span = int(ids.max()) - lowest + 1
+            if span * max(len(lengths), 1) < 2**62:
+                # One integer key per (sample, id) pair; np.unique's first index is the first occurrence.
+                pair_key = sample_of * span + (ids - lowest)
+                _, first = np.unique(pair_key, return_index=True)
+                keep = np.zeros(len(ids), dtype=bool)
+                keep[first] = True
+            else:
+                order = np.lexsort((np.arange(len(ids)), ids, sample_of))
+                sorted_ids, sorted_samples = ids[order], sample_of[order]
+                repeat = np.zeros(len(ids), dtype=bool)
+                repeat[1:] = (sorted_ids[1:] == sorted_ids[:-1]) & (sorted_samples[1:] == sorted_samples[:-1])
+                keep = np.ones(len(ids), dtype=bool)
+                keep[order[repeat]] = False
+            if not keep.all():
+                ids, sample_of = ids[keep], sample_of[keep]
+                lengths = np.bincount(sample_of, minlength=len(lengths))
+                offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
 
         unique_ids, local_ids = np.unique(ids, return_inverse=True)
         return cls(
