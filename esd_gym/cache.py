@@ -34,6 +34,8 @@ __all__ = ["CachePolicy", "WorkerCache", "WorkerIteration", "most_frequent_ids"]
 CachePolicy = Literal["lru", "lfu", "static"]
 
 _EMPTY_INT = np.zeros(0, dtype=np.int64)
+# LFU ranks rows by use_count * _STAMP_LIMIT + last_used while recency stamps stay below it.
+_STAMP_LIMIT = 2**40
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,7 @@ class WorkerCache:
             candidates = np.flatnonzero(~pinned)
             num_evict = min(len(to_insert) - free_slots, len(candidates))
             if num_evict > 0:
-                if self.policy == "lfu":
-                    order = np.lexsort((self.last_used[candidates], self.use_count[candidates]))
-                else:
-                    order = np.argsort(self.last_used[candidates], kind="stable")
-                evicted = candidates[order[:num_evict]]
+                evicted = candidates[self._eviction_order(candidates, num_evict)]
         num_inserted = min(len(to_insert), free_slots + len(evicted))
         transient = absent.copy()
         transient[to_insert[:num_inserted]] = False
@@ -212,6 +210,24 @@ class WorkerCache:
         ids, amounts = self.ids[dirty].copy(), self.pending[dirty].copy()
         self.pending[dirty] = 0
         return ids, amounts
+
+    def _eviction_order(self, candidates: np.ndarray, count: int) -> np.ndarray:
+        """Indices into ``candidates`` of the ``count`` rows to evict (LRU: oldest; LFU: least used, then oldest).
+
+        Recency stamps are distinct within a worker, so the keys below have no ties and a partial selection
+        (``argpartition``, linear time) picks the same rows as a full sort would.
+        """
+        last_used = self.last_used[candidates]
+        if self.policy == "lfu":
+            if int(last_used.max(initial=0)) < _STAMP_LIMIT:
+                key = self.use_count[candidates] * _STAMP_LIMIT + last_used
+            else:
+                return np.lexsort((last_used, self.use_count[candidates]))[:count]
+        else:
+            key = last_used
+        if count >= len(candidates):
+            return np.arange(len(candidates))
+        return np.argpartition(key, count - 1)[:count]
 
     def _keep_rows(self, keep: np.ndarray) -> None:
         self.ids = self.ids[keep]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -20,13 +21,15 @@ CRITEO_CARDINALITIES = (
 
 def synthetic_batches(
     num_batches: int, batch_size: int, seed: int, zipf_exponent: float = 1.05
-) -> list[Batch]:
-    """Batches of one id per Criteo table, drawn from a bounded Zipf law per table (rank r has weight r^-a)."""
+) -> Iterator[Batch]:
+    """Batches of one id per Criteo table, drawn from a bounded Zipf law per table (rank r has weight r^-a).
+
+    Batches are generated one at a time, so memory does not grow with ``num_batches``.
+    """
     rng = np.random.default_rng(seed)
     cardinalities = np.array(CRITEO_CARDINALITIES, dtype=np.int64)
     table_offsets = np.concatenate(([0], np.cumsum(cardinalities)))[:-1]
     num_tables = len(cardinalities)
-    batches = []
     for _ in range(num_batches):
         # Inverse CDF of the continuous bounded power law on [1, n + 1): no array of table length is needed.
         u = rng.random((batch_size, num_tables))
@@ -34,8 +37,7 @@ def synthetic_batches(
         ranks = np.floor((1.0 + u * (top - 1.0)) ** (1.0 / (1.0 - zipf_exponent))).astype(np.int64) - 1
         ranks = np.minimum(ranks, cardinalities - 1)
         ids = (ranks + table_offsets).reshape(-1)
-        batches.append(Batch.from_csr(np.arange(0, ids.size + 1, num_tables, dtype=np.int64), ids))
-    return batches
+        yield Batch.from_csr(np.arange(0, ids.size + 1, num_tables, dtype=np.int64), ids)
 
 
 def bench_cluster(num_workers: int, cache_rows: int, num_ps: int) -> Cluster:
@@ -56,16 +58,18 @@ def bench_cluster(num_workers: int, cache_rows: int, num_ps: int) -> Cluster:
 def bench_simulator(
     batch_size: int = 4096, num_workers: int = 8, iterations: int = 30, cache_rows: int = 200_000, num_ps: int = 2
 ) -> dict[str, float | int]:
-    """Time ``iterations`` simulator steps under round-robin dispatch; return rates and peak RSS."""
-    batches = synthetic_batches(iterations, batch_size, seed=0)
+    """Time ``iterations`` simulator steps under round-robin dispatch; return rates and peak RSS.
+
+    Only :meth:`Simulator.step` is timed; generating the synthetic batches is not.
+    """
     simulator = Simulator(bench_cluster(num_workers, cache_rows, num_ps))
     assignment = np.arange(batch_size, dtype=np.int64) % num_workers
-
-    simulator.step(batches[0], assignment)  # warm-up: first-touch allocations
-    start = time.perf_counter()
-    for batch in batches[1:]:
+    elapsed_s = 0.0
+    for index, batch in enumerate(synthetic_batches(iterations, batch_size, seed=0)):
+        start = time.perf_counter()
         report = simulator.step(batch, assignment)
-    elapsed_s = time.perf_counter() - start
+        if index > 0:  # the first step is a warm-up (first-touch allocations)
+            elapsed_s += time.perf_counter() - start
     timed = iterations - 1
     return {
         "batch_size": batch_size,
