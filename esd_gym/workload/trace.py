@@ -13,15 +13,18 @@ member         dtype/shape  meaning
 ``table_names`` str [T]     optional names of the tables, in table order
 ============== ============ ===============================================================================
 
-Files written by :func:`save_trace` store members uncompressed, so :func:`load_trace` memory-maps ``ids`` and
-``offsets`` instead of reading them: a trace larger than memory can still be replayed chunk by chunk.
+Files written by :func:`save_trace` or :class:`TraceWriter` store members uncompressed, so :func:`load_trace`
+memory-maps ``ids`` and ``offsets`` instead of reading them: a trace larger than memory can still be replayed chunk by
+chunk. :class:`TraceWriter` builds such a file from chunks of samples without holding the id arrays in memory.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +32,7 @@ import numpy as np
 
 from esd_gym.errors import TraceError
 
-__all__ = ["Trace", "load_trace", "save_trace"]
+__all__ = ["Trace", "TraceWriter", "load_trace", "save_trace"]
 
 
 @dataclass(frozen=True)
@@ -208,3 +211,243 @@ def load_trace(path: str | os.PathLike[str], mmap: bool = True) -> Trace:
         table_names=table_names,
         source=str(path),
     )
+
+
+# Fixed timestamp of every member written by TraceWriter, so that equal traces give byte-identical files.
+_ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+# Bytes copied per step when the spill files are assembled into the .npz.
+_COPY_BLOCK = 1 << 22
+
+
+class TraceWriter:
+    """Write a trace chunk by chunk to an uncompressed ``.npz``, with memory that does not grow with the trace.
+
+    Chunks are appended to raw spill files in a temporary directory next to ``path``; :meth:`close` assembles them into
+    the ``.npz`` and moves it into place with :func:`os.replace`. When the writer is used as a context manager and the
+    block raises, or when :meth:`abort` is called, the spill files are removed and ``path`` is left untouched.
+
+    With ``local_ids=True`` every id is a row index inside its table and :meth:`append` also takes the table of every
+    id; :meth:`close` then adds the table offsets, which are often known only once the whole input has been read.
+
+    :param path: the ``.npz`` to write.
+    :param num_dense: number of dense features per sample, or None for a trace without dense features.
+    :param has_labels: whether every chunk carries labels.
+    :param local_ids: whether ids are table-local (see above) rather than global.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        num_dense: int | None = None,
+        has_labels: bool = False,
+        local_ids: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.num_dense = num_dense
+        self.has_labels = has_labels
+        self.local_ids = local_ids
+        self.num_samples = 0
+        self.num_ids = 0
+        self._max_id = -1
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._spill_dir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".parts", dir=self.path.parent))
+        self._files = {name: open(self._spill_dir / f"{name}.bin", "wb") for name in self._spill_names()}
+
+    def _spill_names(self) -> list[str]:
+        names = ["lengths", "ids"]
+        if self.local_ids:
+            names.append("tables")
+        if self.num_dense is not None:
+            names.append("dense")
+        if self.has_labels:
+            names.append("labels")
+        return names
+
+    def __enter__(self) -> "TraceWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._closed:
+            self.abort()
+            raise TraceError(f"{self.path}: TraceWriter left without close(); no file was written")
+
+    def append(
+        self,
+        lengths: np.ndarray,
+        ids: np.ndarray,
+        *,
+        tables: np.ndarray | None = None,
+        dense: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+    ) -> None:
+        """Append a chunk of samples: sample ``i`` of the chunk owns the next ``lengths[i]`` entries of ``ids``.
+
+        :param tables: the table index of every id; required exactly when the writer was opened with ``local_ids``.
+        :param dense: float32 [n, num_dense]; required exactly when ``num_dense`` is not None.
+        :param labels: float32 [n]; required exactly when ``has_labels``.
+        """
+        if self._closed:
+            raise TraceError(f"{self.path}: append() after close()")
+        lengths = np.asarray(lengths, dtype=np.int64)
+        ids = np.asarray(ids, dtype=np.int64)
+        count = len(lengths)
+        if int(lengths.sum()) != len(ids):
+            raise TraceError(f"{self.path}: chunk lengths sum to {int(lengths.sum())} but {len(ids)} ids were given")
+        if ids.size and int(ids.min()) < 0:
+            raise TraceError(f"{self.path}: chunk contains the negative id {int(ids.min())}")
+        if (tables is not None) != self.local_ids:
+            raise TraceError(f"{self.path}: 'tables' must be given exactly when the writer has local_ids=True")
+        if (dense is not None) != (self.num_dense is not None):
+            raise TraceError(f"{self.path}: 'dense' must be given exactly when the writer has num_dense set")
+        if (labels is not None) != self.has_labels:
+            raise TraceError(f"{self.path}: 'labels' must be given exactly when the writer has has_labels=True")
+
+        self._files["lengths"].write(lengths.tobytes())
+        self._files["ids"].write(ids.tobytes())
+        if tables is not None:
+            tables = np.asarray(tables, dtype=np.uint16)
+            if len(tables) != len(ids):
+                raise TraceError(f"{self.path}: {len(tables)} table indices for {len(ids)} ids")
+            self._files["tables"].write(tables.tobytes())
+        if dense is not None:
+            dense = np.asarray(dense, dtype=np.float32)
+            if dense.shape != (count, self.num_dense):
+                raise TraceError(f"{self.path}: dense chunk has shape {dense.shape}, expected ({count}, {self.num_dense})")
+            self._files["dense"].write(np.ascontiguousarray(dense).tobytes())
+        if labels is not None:
+            labels = np.asarray(labels, dtype=np.float32)
+            if labels.shape != (count,):
+                raise TraceError(f"{self.path}: labels chunk has shape {labels.shape}, expected ({count},)")
+            self._files["labels"].write(labels.tobytes())
+        if ids.size:
+            self._max_id = max(self._max_id, int(ids.max()))
+        self.num_samples += count
+        self.num_ids += len(ids)
+
+    def close(
+        self,
+        table_offsets: Sequence[int] | np.ndarray | None = None,
+        table_names: Sequence[str] | None = None,
+    ) -> Path:
+        """Assemble the ``.npz`` and move it to ``path`` atomically; return ``path``.
+
+        :param table_offsets: int64 [T+1]; required with ``local_ids``, where id ``k`` of table ``t`` becomes
+            ``table_offsets[t] + k``.
+        :raises TraceError: when the trace is empty or an id lies outside its table; no file is written then.
+        """
+        if self._closed:
+            raise TraceError(f"{self.path}: close() called twice")
+        try:
+            for handle in self._files.values():
+                handle.close()
+            result = self._assemble(table_offsets, table_names)
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        shutil.rmtree(self._spill_dir, ignore_errors=True)
+        return result
+
+    def abort(self) -> None:
+        """Drop everything written so far; ``path`` is not touched."""
+        self._closed = True
+        for handle in self._files.values():
+            handle.close()
+        shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+    def _assemble(self, table_offsets, table_names) -> Path:
+        if self.num_samples == 0:
+            raise TraceError(f"{self.path}: the trace is empty (no samples)")
+        offsets_table = None if table_offsets is None else np.asarray(table_offsets, dtype=np.int64)
+        if self.local_ids and offsets_table is None:
+            raise TraceError(f"{self.path}: table_offsets are required to place table-local ids")
+        if offsets_table is not None:
+            if offsets_table.ndim != 1 or len(offsets_table) < 2 or offsets_table[0] != 0:
+                raise TraceError(f"{self.path}: table_offsets must be 1-d, start at 0 and name at least one table")
+            if np.any(np.diff(offsets_table) < 0):
+                raise TraceError(f"{self.path}: table_offsets must not decrease, got {offsets_table.tolist()}")
+            if table_names is not None and len(table_names) != len(offsets_table) - 1:
+                raise TraceError(
+                    f"{self.path}: {len(table_names)} table names for {len(offsets_table) - 1} tables"
+                )
+            if not self.local_ids and self._max_id >= int(offsets_table[-1]):
+                raise TraceError(f"{self.path}: id {self._max_id} is beyond the tables (table_offsets ends at {int(offsets_table[-1])})")
+
+        tmp_path = self._spill_dir / "trace.npz"
+        with zipfile.ZipFile(tmp_path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            self._write_member(archive, "offsets", np.dtype(np.int64), (self.num_samples + 1,), self._offset_blocks())
+            self._write_member(archive, "ids", np.dtype(np.int64), (self.num_ids,), self._id_blocks(offsets_table))
+            if offsets_table is not None:
+                self._write_small(archive, "table_offsets", offsets_table)
+            if self.num_dense is not None:
+                shape = (self.num_samples, self.num_dense)
+                self._write_member(archive, "dense", np.dtype(np.float32), shape, self._raw_blocks("dense"))
+            if self.has_labels:
+                shape = (self.num_samples,)
+                self._write_member(archive, "labels", np.dtype(np.float32), shape, self._raw_blocks("labels"))
+            if table_names is not None:
+                self._write_small(archive, "table_names", np.asarray(list(table_names), dtype=str))
+        os.replace(tmp_path, self.path)
+        return self.path
+
+    def _raw_blocks(self, name: str):
+        with open(self._spill_dir / f"{name}.bin", "rb") as handle:
+            while block := handle.read(_COPY_BLOCK):
+                yield block
+
+    def _offset_blocks(self):
+        yield np.zeros(1, dtype=np.int64).tobytes()
+        total = 0
+        for block in self._raw_blocks("lengths"):
+            ends = np.cumsum(np.frombuffer(block, dtype=np.int64)) + total
+            total = int(ends[-1])
+            yield ends.tobytes()
+
+    def _id_blocks(self, table_offsets: np.ndarray | None):
+        if not self.local_ids:
+            yield from self._raw_blocks("ids")
+            return
+        # Read ids (8 bytes) and their tables (2 bytes) in step, one block of ids at a time.
+        ids_per_block = _COPY_BLOCK // 8
+        with open(self._spill_dir / "ids.bin", "rb") as id_file, open(self._spill_dir / "tables.bin", "rb") as table_file:
+            while block := id_file.read(ids_per_block * 8):
+                local = np.frombuffer(block, dtype=np.int64)
+                tables = np.frombuffer(table_file.read(len(local) * 2), dtype=np.uint16)
+                if tables.size and int(tables.max()) >= len(table_offsets) - 1:
+                    raise TraceError(f"{self.path}: table index {int(tables.max())} has no entry in table_offsets")
+                sizes = np.diff(table_offsets)[tables]
+                outside = local >= sizes
+                if outside.any():
+                    first = int(np.argmax(outside))
+                    raise TraceError(
+                        f"{self.path}: id {int(local[first])} is outside table {int(tables[first])} "
+                        f"of {int(sizes[first])} rows"
+                    )
+                yield (local + table_offsets[tables]).tobytes()
+
+    @staticmethod
+    def _member_info(name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE_TIME)
+        info.compress_type = zipfile.ZIP_STORED
+        info.external_attr = 0o644 << 16
+        return info
+
+    def _write_member(self, archive: zipfile.ZipFile, name: str, dtype: np.dtype, shape: tuple[int, ...], blocks) -> None:
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+        expected = int(np.prod(shape)) * dtype.itemsize
+        written = 0
+        with archive.open(self._member_info(name), "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_2_0(member, header)
+            for block in blocks:
+                member.write(block)
+                written += len(block)
+        if written != expected:
+            raise TraceError(f"{self.path}: member '{name}' has {written} bytes, expected {expected}")
+
+    def _write_small(self, archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+        with archive.open(self._member_info(name), "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
