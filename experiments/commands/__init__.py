@@ -11,5 +11,6 @@ COMMAND_MODULES: dict[str, str] = {
     "data": "experiments.commands.data",
     "simulate": "experiments.commands.simulate",
     "replay": "experiments.commands.replay",
+    "scenarios": "experiments.commands.scenarios",
     "bench": "experiments.commands.bench",
 }
