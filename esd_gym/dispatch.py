@@ -107,11 +107,14 @@ def standalone_costs(context: DispatchContext, lookup_only: bool = False) -> np.
     unit = costs.unit_lookup_s if lookup_only else costs.unit_s
     fixed = costs.lookup_latency_s if lookup_only else costs.fixed_s
     num_samples = batch.size
-    row_cost = np.zeros((costs.num_workers, num_samples))
-    np.add.at(row_cost.T, batch.sample_of, unit[:, batch.local_ids].T)
     ps_rows = np.repeat(np.arange(num_samples), np.diff(context.sample_ps_offsets))
-    np.add.at(row_cost.T, ps_rows, fixed[:, context.sample_ps].T)
-    return row_cost.T
+    row_cost = np.empty((num_samples, costs.num_workers))
+    # bincount adds the entries of each sample in entry order, as a sequential sum would.
+    for worker in range(costs.num_workers):
+        row_cost[:, worker] = np.bincount(
+            batch.sample_of, weights=unit[worker, batch.local_ids], minlength=num_samples
+        ) + np.bincount(ps_rows, weights=fixed[worker, context.sample_ps], minlength=num_samples)
+    return row_cost
 
 
 def greedy_dispatch(
@@ -137,20 +140,41 @@ def greedy_dispatch(
     else:
         sequence = np.arange(num_samples)
 
-    plan = context.new_plan()
-    assignment = np.empty(num_samples, dtype=np.int64)
+    # Rows and PS already planned on a worker cost nothing more there: the loop zeroes their prices (in a copy) as
+    # it places samples. Rows (0..U-1) and PS (U..U+P-1) share one C-ordered [U+P, W] price table, so a sample's
+    # marginal cost on every worker is one gather of contiguous rows and one sum.
     costs = context.costs
-    offsets, local_ids = batch.offsets, batch.local_ids
-    for sample in sequence:
-        sample_ids = local_ids[offsets[sample] : offsets[sample + 1]]
-        sample_ps = context.sample_ps_of(sample)
-        marginal = costs.marginal_cost_s(sample_ids, sample_ps, plan)
-        if adjust_s is not None:
-            marginal = marginal + adjust_s
-        # Infeasible workers get +inf; ties go to the less loaded worker, then the lower index.
-        marginal = np.where(plan.load < plan.capacity, marginal, np.inf)
-        best = np.flatnonzero(marginal == marginal.min())
-        worker = int(best[np.argmin(plan.load[best])]) if len(best) > 1 else int(best[0])
-        plan.place(worker, sample_ids, sample_ps)
+    open_price_s = np.ascontiguousarray(np.concatenate((costs.unit_s.T, costs.fixed_s.T)))
+    ps_sample = np.repeat(np.arange(num_samples), np.diff(context.sample_ps_offsets))
+    entry_sample = np.concatenate((batch.sample_of, ps_sample))
+    entry_index = np.concatenate((batch.local_ids, batch.num_unique + context.sample_ps))
+    by_sample = np.argsort(entry_sample, kind="stable")
+    bounds = np.searchsorted(entry_sample[by_sample], np.arange(1, num_samples))
+    price_rows = np.split(entry_index[by_sample], bounds)
+
+    # 0 on workers with room, +inf on full ones (plus the batch-mode adjustment).
+    offset_s = np.zeros(num_workers) if adjust_s is None else np.asarray(adjust_s, dtype=np.float64).copy()
+    capacity = context.capacity.tolist()
+    load = [0] * num_workers
+    for worker in range(num_workers):
+        if capacity[worker] <= 0:
+            offset_s[worker] = np.inf
+    # ones[:k] @ prices sums k price rows, several times faster than prices.sum(axis=0) on small arrays. The sum
+    # may round differently from a sequential one, but workers with equal prices still get equal sums.
+    ones = np.ones(max((len(rows) for rows in price_rows), default=0))
+
+    assignment = np.empty(num_samples, dtype=np.int64)
+    for sample in sequence.tolist():
+        rows = price_rows[sample]
+        marginal = (ones[: len(rows)].dot(open_price_s.take(rows, axis=0)) + offset_s).tolist()
+        lowest = min(marginal)
+        worker = marginal.index(lowest)
+        if marginal.count(lowest) > 1:
+            # Ties go to the less loaded worker, then the lower index.
+            worker = min((w for w in range(num_workers) if marginal[w] == lowest), key=load.__getitem__)
+        open_price_s[rows, worker] = 0.0
+        load[worker] += 1
+        if load[worker] >= capacity[worker]:
+            offset_s[worker] = np.inf
         assignment[sample] = worker
     return assignment
