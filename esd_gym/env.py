@@ -68,8 +68,8 @@ class _ScenarioEnv(gym.Env):
         data_dir: str | None,
         overrides: dict[str, Any],
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"render_mode: must be one of {self.metadata['render_modes']} or None (got {render_mode!r})")
+        # An unsupported render mode is accepted here and rejected by render(): SB3's make_vec_env passes
+        # render_mode="rgb_array" to every environment it creates.
         self.render_mode = render_mode
         self.scenario: Scenario = load_scenario(scenario, data_dir=data_dir, **overrides)
         spec = self.scenario.spec
@@ -166,8 +166,11 @@ class _ScenarioEnv(gym.Env):
     # -- rendering ------------------------------------------------------------------------------------------
 
     def render(self) -> str | None:
-        if self.render_mode != "ansi":
+        """Return the per-worker table of the last batch (``render_mode="ansi"``), or None without a render mode."""
+        if self.render_mode is None:
             return None
+        if self.render_mode != "ansi":
+            raise ConfigError(f"render_mode {self.render_mode!r} is not supported; use 'ansi' or None")
         lines = [f"{self.scenario.name}: iteration {self._iteration}/{self.episode_iterations}, "
                  f"episode cost so far {self._totals.cost_s:.4f} s"]
         report = self._last_report
@@ -301,7 +304,7 @@ class DispatchEnv(_ScenarioEnv):
         self._inv_scale = 1.0 / self.cost_scale_s
         self._obs = np.zeros(6 * workers + 3, dtype=np.float32)
         self._load = [0] * workers
-        self._room = np.zeros(workers, dtype=bool)
+        self._room = self.capacity > 0
         self._add_reduce = np.add.reduce
 
     # -- Gymnasium API ---------------------------------------------------------------------------------------

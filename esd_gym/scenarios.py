@@ -30,7 +30,7 @@ import pydantic
 from pydantic import Field
 
 from esd_gym.cache import most_frequent_ids
-from esd_gym.cluster import BandwidthStep, Cluster, ClusterConfig, LinkConfig, WorkerConfig
+from esd_gym.cluster import Cluster, ClusterConfig, LinkConfig, WorkerConfig
 from esd_gym.config import StrictModel, load_yaml, validate_config
 from esd_gym.errors import ConfigError, DataError
 from esd_gym.workload.datasets import dataset_is_present, dataset_trace_path, default_data_dir
@@ -347,13 +347,28 @@ class Scenario:
         return 1.0 if dynamics is None else max(1.0, dynamics.factor_max)
 
     def build_cluster(self, rng: np.random.Generator | None = None) -> Cluster:
-        """Build the cluster; a dynamic scenario draws its bandwidth traces from ``rng`` (required then)."""
+        """Build the cluster; a dynamic scenario draws its bandwidth traces from ``rng`` (required then).
+
+        NOTE: the drawn traces are set on the returned :class:`Cluster` only; its ``config`` keeps empty
+        ``bandwidth_trace`` lists, because validating thousands of steps per reset would dominate ``reset``.
+        """
+        cluster = self._static_cluster()
+        if self.spec.cluster.bandwidth_dynamics is None:
+            return cluster
+        if rng is None:
+            raise ValueError(f"scenario {self.name} has random bandwidth and needs a random generator")
+        starts, factors = self._bandwidth_traces(rng)
+        return dataclasses.replace(
+            cluster, trace_starts_s=tuple(starts for _ in factors), trace_factors=tuple(factors)
+        )
+
+    @functools.cached_property
+    def _static_cluster_config(self) -> ClusterConfig:
         spec = self.spec.cluster
         workers = spec.num_workers
         down = _per_worker(spec.downlink_mbps, workers) * MEGABIT_BYTES
         rates = _per_worker(spec.compute_samples_per_s, workers)
-        traces = self._bandwidth_traces(rng)
-        config = ClusterConfig(
+        return ClusterConfig(
             embedding_dim=spec.embedding_dim,
             num_ps=spec.num_ps,
             staleness_bound=spec.staleness_bound,
@@ -363,7 +378,7 @@ class Scenario:
             overlap_compute=spec.overlap_compute,
             num_rows=self.trace.num_rows,
             workers=[
-                WorkerConfig.model_construct(
+                WorkerConfig(
                     cache_rows=self.cache_rows(),
                     compute_samples_per_s=float(rates[w]),
                     capacity=None if spec.capacities is None else spec.capacities[w],
@@ -375,20 +390,18 @@ class Scenario:
                         )
                     ]
                     * spec.num_ps,
-                    bandwidth_trace=traces[w],
                 )
                 for w in range(workers)
             ],
         )
-        return Cluster.from_config(config)
 
-    def _bandwidth_traces(self, rng: np.random.Generator | None) -> list[list[BandwidthStep]]:
+    def _static_cluster(self) -> Cluster:
+        return Cluster.from_config(self._static_cluster_config)
+
+    def _bandwidth_traces(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Draw (starts_s [K], factors [W, K]) of the random bandwidth model of :class:`BandwidthDynamics`."""
         dynamics = self.spec.cluster.bandwidth_dynamics
         workers = self.spec.cluster.num_workers
-        if dynamics is None:
-            return [[] for _ in range(workers)]
-        if rng is None:
-            raise ValueError(f"scenario {self.name} has random bandwidth and needs a random generator")
         steps = int(np.ceil(dynamics.horizon_s / dynamics.interval_s))
         low, high = np.log10(dynamics.factor_min), np.log10(dynamics.factor_max)
         log_factor = np.empty((workers, steps))
@@ -396,16 +409,11 @@ class Scenario:
         moves = rng.normal(0.0, dynamics.volatility, size=(workers, steps - 1))
         for step in range(1, steps):
             value = log_factor[:, step - 1] + moves[:, step - 1]
-            # Reflect into [low, high] (twice covers any move smaller than two range widths; clip the rest).
+            # Reflect into [low, high] once, then clip what a step longer than the range width still leaves out.
             value = np.where(value > high, 2 * high - value, value)
             value = np.where(value < low, 2 * low - value, value)
             log_factor[:, step] = np.clip(value, low, high)
-        starts = np.arange(steps) * dynamics.interval_s
-        factors = 10.0**log_factor
-        return [
-            [BandwidthStep.model_construct(start_s=float(s), factor=float(f)) for s, f in zip(starts, factors[w])]
-            for w in range(workers)
-        ]
+        return np.arange(steps) * dynamics.interval_s, 10.0**log_factor
 
 
 def load_scenario(name: str, data_dir: str | os.PathLike[str] | None = None, **overrides: Any) -> Scenario:
