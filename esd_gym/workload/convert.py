@@ -21,8 +21,9 @@ FORMATS = ("recbole", "criteo", "avazu")
 def detect_format(source: str | Path) -> str:
     """Guess the format of ``source`` from its name and first line.
 
-    A directory or ``.inter`` file, or a first line of ``name:type`` entries, is RecBole; a comma-separated header
-    with ``id`` and ``click`` columns is Avazu; a line of 39 or 40 tab- or comma-separated fields is Criteo.
+    A directory, an ``.inter`` file or a first line of ``name:type`` entries means RecBole. A comma-separated header
+    that starts with ``id`` or has ``id`` and ``click`` columns means Avazu. A first line of 39 or 40 tab- or
+    comma-separated fields means Criteo.
     """
     source = Path(source)
     if source.is_dir() or source.suffix == ".inter":
@@ -36,7 +37,7 @@ def detect_format(source: str | Path) -> str:
     if all(entry.rpartition(":")[2] in FIELD_TYPES and ":" in entry for entry in entries):
         return "recbole"
     names = [name.strip() for name in line.split(",")]
-    if "id" in names and "click" in names:
+    if names[0] == "id" or ("id" in names and "click" in names):
         return "avazu"
     criteo_fields = 1 + CRITEO_INTEGER + CRITEO_CATEGORICAL
     if len(line.split("\t")) in (criteo_fields, criteo_fields - 1) or len(names) in (criteo_fields, criteo_fields - 1):

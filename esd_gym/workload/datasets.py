@@ -1,7 +1,7 @@
 """Public datasets: download, verify and cache them, and convert them to traces on demand.
 
 Only MovieLens-100K (``ml-100k``) is registered. It is fetched as RecBole atomic files, from the official GroupLens
-archive when that host answers, and otherwise from the ``recbole==1.2.1`` package on PyPI, which ships the dataset
+archive when that host is reachable, and otherwise from the ``recbole==1.2.1`` package on PyPI, which ships the dataset
 as ``recbole/dataset_example/ml-100k/``. The cache directory is ``$ESD_GYM_DATA_DIR`` when set, else
 ``~/.cache/esd-gym``.
 """
@@ -72,7 +72,7 @@ def _check_name(name: str) -> None:
 
 
 def dataset_dir(name: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Return the directory that holds (or will hold) the files of dataset ``name``."""
+    """Return the directory that contains (or will contain) the files of dataset ``name``."""
     _check_name(name)
     return Path(data_dir if data_dir is not None else default_data_dir()) / name
 
@@ -148,6 +148,7 @@ def _fill(staging: Path, source: str | os.PathLike[str] | None, timeout: float) 
             _verify(staging, f"the copy in {source}")
             return "recbole"
         if source.suffix == ".zip" and source.name.startswith("ml-100k"):
+            _check_grouplens_md5(source.read_bytes(), str(source))
             _atomic_from_grouplens(source.read_bytes(), staging)
             return "grouplens"
         _extract_recbole_archive(source, staging)
@@ -160,6 +161,7 @@ def _fill(staging: Path, source: str | os.PathLike[str] | None, timeout: float) 
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         logger.info("GroupLens is unreachable (%s); downloading %s from PyPI instead", error, RECBOLE_REQUIREMENT)
     else:
+        _check_grouplens_md5(archive, GROUPLENS_ML100K_URL)
         _atomic_from_grouplens(archive, staging)
         return "grouplens"
 
@@ -219,15 +221,19 @@ def _verify(directory: Path, origin: str) -> None:
         raise DataError(f"checksum mismatch for {', '.join(bad)} from {origin}; expected the files of {RECBOLE_REQUIREMENT}")
 
 
-def _atomic_from_grouplens(archive: bytes, staging: Path, *, check_md5: bool = True) -> None:
+def _check_grouplens_md5(archive: bytes, origin: str) -> None:
+    if hashlib.md5(archive).hexdigest() != GROUPLENS_ML100K_MD5:
+        raise DataError(f"checksum mismatch for {origin}: its MD5 is not {GROUPLENS_ML100K_MD5}")
+
+
+def _atomic_from_grouplens(archive: bytes, staging: Path) -> None:
     """Write RecBole atomic files built from GroupLens's ``ml-100k.zip`` (u.data, u.user and u.item).
 
-    NOTE: the interactions and users keep GroupLens's values; the item file follows RecBole's layout (title without
-    the year, release year, genres) but was checked only on a hand-made archive because GroupLens was unreachable
-    where this was written, so its bytes may differ from RecBole's copy.
+    The archive's MD5 is checked by the caller, so the ratings are GroupLens's 100,000.
+
+    NOTE: the item file follows RecBole's layout (title without the year, release year, genres) but was tested only
+    on a hand-made archive, so its bytes may differ from RecBole's copy, and only the archive's MD5 is verified.
     """
-    if check_md5 and hashlib.md5(archive).hexdigest() != GROUPLENS_ML100K_MD5:
-        raise DataError(f"checksum mismatch for {GROUPLENS_ML100K_URL}: MD5 is not {GROUPLENS_ML100K_MD5}")
     try:
         with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
             members = {member.rpartition("/")[2]: member for member in bundle.namelist()}
@@ -250,8 +256,6 @@ def _atomic_from_grouplens(archive: bytes, staging: Path, *, check_md5: bool = T
         item.append("\t".join([fields[0], title, year, genres]))
     for file_name, lines in (("ml-100k.inter", inter), ("ml-100k.user", user), ("ml-100k.item", item)):
         (staging / file_name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    if len(inter) - 1 != 100_000:
-        raise DataError(f"the ml-100k archive has {len(inter) - 1} ratings, expected 100000")
 
 
 def dataset_trace_path(
@@ -263,8 +267,8 @@ def dataset_trace_path(
 ) -> Path:
     """Return the trace of dataset ``name``, fetching and converting it first when it is not cached.
 
-    The trace is ``<data dir>/<name>.npz``, converted with the default options of the RecBole reader (labels are
-    rating >= 4) unless ``convert_options`` says otherwise; it is rebuilt only when missing.
+    The trace is ``<data dir>/<name>.npz``. It is converted with the default options of the RecBole reader (labels
+    are rating >= 4) unless ``convert_options`` sets others, and it is rebuilt only when the file is missing.
     """
     from esd_gym.workload.recbole import convert_recbole
 

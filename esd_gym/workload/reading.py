@@ -1,9 +1,9 @@
 """Shared machinery of the streaming readers: block-wise field splitting, bad-line handling, value parsing.
 
-The readers never parse a file row by row in Python. :func:`iter_field_blocks` reads a few megabytes of whole lines
-at a time and finds every line end and field delimiter with NumPy; values are then cut out of the block as
-fixed-width byte strings (NumPy ``S`` arrays) and parsed or looked up column by column. Quoting is not interpreted:
-a ``"`` is an ordinary character, which matches the Criteo, Avazu and RecBole files.
+The readers never parse a file row by row in Python. :func:`iter_field_blocks` reads about a megabyte of whole lines
+at a time and finds every line end and field delimiter with NumPy. Values are then cut out of the block as
+fixed-width byte strings (NumPy ``S`` arrays) and parsed or looked up column by column. Quoting is not interpreted,
+so a ``"`` is an ordinary character, as in the Criteo, Avazu and RecBole files.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ OnBadLine = Literal["error", "skip"]
 # Called after every block with (bytes of the input file consumed so far, samples written so far).
 ProgressCallback = Callable[[int, int], None]
 
-# Bytes of input split per block: about 30,000 Criteo lines. Transient memory is a small multiple of this.
-DEFAULT_BLOCK_BYTES = 8 << 20
+# Bytes of input split per block: about 4,000 Criteo lines. Transient memory is a small multiple of this.
+DEFAULT_BLOCK_BYTES = 1 << 20
 # Values longer than this are replaced by a 16-byte digest before they become vocabulary keys, so that one very long
 # field cannot widen the fixed-width arrays of a whole block.
 MAX_KEY_BYTES = 64
@@ -72,7 +72,7 @@ class ConversionReport:
 
 
 class BadLines:
-    """Collect the bad lines of a block; raise on the earliest one or count them, as ``on_bad_line`` says."""
+    """Collect the bad lines of a block, then raise on the earliest one or count them (``on_bad_line``)."""
 
     def __init__(self, path: Path, on_bad_line: OnBadLine) -> None:
         if on_bad_line not in ("error", "skip"):
@@ -146,8 +146,15 @@ class FieldBlock:
         return self.buffer[start:end].tobytes().decode("utf-8", errors="replace")
 
     def strings(self, column: int) -> np.ndarray:
-        """Return field ``column`` of every row as a NumPy ``S`` array (values longer than 64 bytes are digested)."""
+        """Return field ``column`` of every row as a NumPy ``S`` array.
+
+        A value longer than 64 bytes is replaced by a 16-byte digest with a NUL prefix, which no text value has.
+        """
         return _cut(self.buffer, self.starts[:, column], self.ends[:, column])
+
+    def string_columns(self, columns: list[int]) -> np.ndarray:
+        """Return several fields at once as an ``S`` array of shape (rows, len(columns)); see :meth:`strings`."""
+        return _cut(self.buffer, self.starts[:, columns], self.ends[:, columns])
 
     def tokens(self, column: int, separator: int) -> tuple[np.ndarray, np.ndarray]:
         """Split field ``column`` of every row at the byte ``separator``.
@@ -183,21 +190,22 @@ class FieldBlock:
 
 
 def _cut(buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Return ``buffer[starts:ends]`` for every pair as an ``S`` array of the shape of ``starts``."""
     lengths = ends - starts
-    long_rows = np.flatnonzero(lengths > MAX_KEY_BYTES)
     width = int(min(lengths.max(initial=0), MAX_KEY_BYTES)) or 1
-    steps = np.arange(width, dtype=np.int64)
-    index = starts[:, None] + steps
-    gathered = buffer[np.minimum(index, len(buffer) - 1)]
-    gathered[steps >= lengths[:, None]] = 0
-    values = np.ascontiguousarray(gathered).view(f"S{width}").reshape(-1)
-    for row in long_rows.tolist():
-        raw = buffer[int(starts[row]) : int(ends[row])].tobytes()
-        digest = _DIGEST_PREFIX + hashlib.blake2b(raw, digest_size=16).digest()
-        if width < len(digest):
-            values = values.astype(f"S{len(digest)}")
-            width = len(digest)
-        values[row] = digest
+    steps = np.arange(width, dtype=np.intp)
+    index = starts[..., None] + steps
+    np.minimum(index, len(buffer) - 1, out=index)
+    gathered = np.take(buffer, index)
+    # Bytes past the end of a value become NUL, which S arrays drop.
+    gathered *= steps < lengths[..., None]
+    values = gathered.view(f"S{width}").reshape(starts.shape)
+    long_values = np.argwhere(lengths > MAX_KEY_BYTES)
+    if long_values.size:
+        values = values.astype(f"S{max(width, len(_DIGEST_PREFIX) + 16)}")
+        for position in map(tuple, long_values):
+            raw = buffer[int(starts[position]) : int(ends[position])].tobytes()
+            values[position] = _DIGEST_PREFIX + hashlib.blake2b(raw, digest_size=16).digest()
     return values
 
 
@@ -212,7 +220,7 @@ def iter_field_blocks(
 ) -> Iterator[FieldBlock]:
     """Yield the lines of ``stream`` split into ``num_fields`` fields, a block of whole lines at a time.
 
-    Blank lines are left out. A line with another number of fields is reported to ``bad`` (and left out); the caller
+    Blank lines are left out. A line with another number of fields is reported to ``bad`` and left out. The caller
     adds its own problems and then calls :meth:`BadLines.finish_block` once per block.
     """
     if block_bytes < 1:

@@ -3,8 +3,8 @@
 Each file starts with a typed header, ``name:type`` per tab-separated column, where the type is ``token`` (one
 categorical value), ``token_seq`` (space-separated categorical values, so a multi-hot feature), ``float`` or
 ``float_seq``. Every token column of every file becomes one embedding table; float columns become dense features.
-The ``.user`` and ``.item`` files are read whole (they have one line per user or item) and joined to every
-interaction on the user and item id columns; the ``.inter`` file is streamed block by block.
+The ``.user`` and ``.item`` files are read whole, because they have one line per user or item, and joined to every
+interaction on the user and item id columns. The ``.inter`` file is streamed block by block.
 """
 
 from __future__ import annotations
@@ -303,7 +303,12 @@ def convert_recbole(
 
 def _choose_label(path: Path, by_name: dict[str, _Column], label_field: str | None) -> _Column | None:
     if label_field == "auto":
-        label_field = "label" if "label" in by_name else "rating" if "rating" in by_name else None
+        if "label" in by_name:
+            label_field = "label"
+        elif "rating" in by_name:
+            label_field = "rating"
+        else:
+            label_field = None
     if label_field is None:
         return None
     if label_field not in by_name:

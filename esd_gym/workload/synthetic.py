@@ -22,6 +22,7 @@ import numpy as np
 
 from esd_gym.errors import ConfigError
 from esd_gym.workload.trace import Trace, TraceWriter
+from esd_gym.workload.vocab import splitmix64
 
 __all__ = [
     "CRITEO_KAGGLE_CARDINALITIES",
@@ -50,8 +51,8 @@ class SyntheticConfig:
     :param cardinalities: rows of each table.
     :param zipf_exponents: Zipf exponent s of each table, or one value for all (s > 0).
     :param ids_per_table: ids each sample draws from each table, or one value for all (at least 1).
-    :param num_dense: dense features per sample (0 for none); each is log(1 + x) of an exponential variate with mean
-        10, the transform that facebookresearch/dlrm applies to Criteo's count features.
+    :param num_dense: dense features per sample (0 for none). Each is log(1 + x) of an exponential variate with mean
+        10, which is the transform that facebookresearch/dlrm applies to Criteo's count features.
     :param labels: whether samples carry click labels.
     :param positive_rate: approximate share of label 1 (Criteo Kaggle has about 0.26).
     :param label_signal: scale of the per-row effects in the label's logit; 0 makes labels independent of the ids.
@@ -167,14 +168,6 @@ def _bijection(rng: np.random.Generator, num_rows: int) -> tuple[int, int]:
             return multiplier, int(rng.integers(0, num_rows))
 
 
-def _splitmix64(values: np.ndarray) -> np.ndarray:
-    """Mix 64-bit integers into well-spread 64-bit hashes (the SplitMix64 finaliser)."""
-    z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
 def _apply_locality(ids: np.ndarray, history: np.ndarray, rng: np.random.Generator, config: SyntheticConfig):
     """Replace a ``locality`` share of ``ids`` by copies of ids drawn within the window before them."""
     window = config.locality_window
@@ -231,7 +224,7 @@ def iter_synthetic_chunks(
         if config.labels:
             # Each row has a fixed effect in [-label_signal, label_signal] derived from its id, so a model can learn
             # the labels from the embeddings.
-            unit = (_splitmix64(ids.astype(np.uint64) ^ label_salt) >> np.uint64(11)).astype(np.float64) / 2.0**53
+            unit = (splitmix64(ids.astype(np.uint64) ^ label_salt) >> np.uint64(11)).astype(np.float64) / 2.0**53
             logit = bias + config.label_signal * (2.0 * unit - 1.0).sum(axis=1) / math.sqrt(ids.shape[1])
             labels = (label_rng.random(count) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
         yield np.full(count, per_sample, dtype=np.int64), ids.reshape(-1), dense, labels

@@ -1,7 +1,7 @@
 """Streaming readers of flat CTR files: Criteo Kaggle / Terabyte (TSV, or CSV with a header) and Avazu (CSV).
 
-Every categorical column becomes one embedding table with its own :class:`~esd_gym.workload.vocab.Vocabulary`; an
-empty field is the value "missing" and so gets its own row in each table. Criteo's 13 integer columns become dense
+Every categorical column becomes one embedding table with its own :class:`~esd_gym.workload.vocab.Vocabulary`. An
+empty field is the value "missing", so it gets its own row in each table. Criteo's 13 integer columns become dense
 features transformed as facebookresearch/dlrm does (negative values clipped to 0, then ``log(1 + x)``).
 """
 
@@ -42,7 +42,7 @@ _INTEGER_PATTERN = re.compile(r"-?\d*")
 
 @dataclass
 class _Layout:
-    """Which column of a flat CTR file plays which role (0-based column indices)."""
+    """Roles of the columns of a flat CTR file, as 0-based column indices."""
 
     names: list[str]
     label: int | None
@@ -169,10 +169,7 @@ def _convert_flat(
             labels = None if layout.label is None else _parse_labels(block, layout, bad)
             dense = None
             if layout.dense:
-                dense = np.empty((len(block), len(layout.dense)), dtype=np.float32)
-                for j, column in enumerate(layout.dense):
-                    values = parse_numbers(block, column, layout.names[column], np.int64, bad)
-                    dense[:, j] = np.log1p(np.maximum(values, 0)) if layout.log_dense else values
+                dense = _parse_dense(block, layout, bad)
             skip = bad.finish_block()
             if skip.size:
                 keep = ~np.isin(block.lines, skip)
@@ -183,8 +180,9 @@ def _convert_flat(
             if count == 0:
                 continue
             ids = np.empty((count, num_tables), dtype=np.int64)
-            for t, column in enumerate(layout.categorical):
-                ids[:, t] = vocabularies[t].lookup(block.strings(column))
+            values = block.string_columns(layout.categorical)
+            for t in range(num_tables):
+                ids[:, t] = vocabularies[t].lookup(values[:, t])
             writer.append(
                 np.full(count, num_tables, dtype=np.int64),
                 ids.reshape(-1),
@@ -223,3 +221,18 @@ def _parse_labels(block: FieldBlock, layout: _Layout, bad: BadLines) -> np.ndarr
     for i in np.flatnonzero(invalid).tolist():
         bad.add(int(block.lines[i]), column + 1, f"label {layout.names[column]} must be 0 or 1", block.text(i, column))
     return is_one.astype(np.float32)
+
+
+def _parse_dense(block: FieldBlock, layout: _Layout, bad: BadLines) -> np.ndarray:
+    """Parse the integer columns of a block at once; empty fields read 0, bad ones are reported to ``bad``."""
+    values = block.string_columns(layout.dense)
+    try:
+        integers = np.where(values == b"", b"0", values).astype(np.int64)
+    except (ValueError, OverflowError):
+        # Some field is not an integer: parse column by column to report each bad field with its line.
+        integers = np.column_stack(
+            [parse_numbers(block, column, layout.names[column], np.int64, bad) for column in layout.dense]
+        )
+    if layout.log_dense:
+        return np.log1p(np.maximum(integers, 0)).astype(np.float32)
+    return integers.astype(np.float32)

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("name", help="dataset name, e.g. ml-100k")
     fetch.add_argument("--source", type=Path, help="use this local copy (directory, recbole wheel or ml-100k.zip)")
     fetch.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for GroupLens before using PyPI")
-    fetch.set_defaults(handler=run_fetch)
+    fetch.set_defaults(handler=_reporting_os_errors(run_fetch))
 
     convert = commands.add_parser("convert", parents=[data_dir], help="convert a dataset file to a binary trace")
     convert.add_argument("source", help="file or directory to convert, or the name of a fetched dataset (ml-100k)")
@@ -41,12 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--raw-label", action="store_true", help="RecBole: keep the label column's value as it is")
     convert.add_argument("--exclude-field", action="append", default=[], metavar="NAME",
                          help="RecBole: ignore this column in every file (repeatable)")
-    convert.set_defaults(handler=run_convert)
+    convert.set_defaults(handler=_reporting_os_errors(run_convert))
 
     stats = commands.add_parser("stats", help="summarise a trace: tables, cardinalities, ids per sample, skew")
     stats.add_argument("trace", type=Path, help="trace file (.npz)")
     stats.add_argument("--plot", type=Path, metavar="PNG", help="also save the id-frequency rank plot (log-log)")
-    stats.set_defaults(handler=run_stats)
+    stats.set_defaults(handler=_reporting_os_errors(run_stats))
 
     synth = commands.add_parser("synth", help="generate a seeded synthetic trace with Zipf-distributed ids")
     synth.add_argument("-o", "--output", type=Path, required=True, help="trace file to write (.npz)")
@@ -66,7 +66,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="probability that an id repeats one of the recent ids of its table (default 0)")
     synth.add_argument("--locality-window", type=int, default=1000,
                        help="number of recent ids per table that a repeat is drawn from (default 1000)")
-    synth.set_defaults(handler=run_synth)
+    synth.set_defaults(handler=_reporting_os_errors(run_synth))
+
+
+def _reporting_os_errors(handler):
+    """Wrap a handler so that a failed file operation ends as a one-line DataError instead of a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        from esd_gym.errors import DataError
+
+        try:
+            return handler(args)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            raise DataError(f"{where}{error.strerror or error}") from None
+
+    return run
 
 
 def _int_list(text: str) -> list[int]:
@@ -119,13 +134,13 @@ def run_convert(args: argparse.Namespace) -> int:
     import time
 
     from esd_gym.workload.convert import convert_dataset, detect_format
-    from esd_gym.workload.datasets import DATASETS, dataset_dir, fetch_dataset
+    from esd_gym.workload.datasets import DATASETS, fetch_dataset
     from experiments.cli import console
 
     source = Path(args.source)
     if not source.exists() and args.source in DATASETS:
-        source = fetch_dataset(args.source, args.data_dir) if not dataset_dir(args.source, args.data_dir).is_dir() \
-            else dataset_dir(args.source, args.data_dir)
+        # A dataset name: use the cached copy, fetching it first when needed.
+        source = fetch_dataset(args.source, args.data_dir)
     format_name = args.format or detect_format(source)
     options: dict = {"on_bad_line": args.on_bad_line, "max_table_size": args.max_table_size}
     if format_name == "recbole":

@@ -128,7 +128,7 @@ def test_criteo_skip_mode_counts_bad_lines(tmp_path):
     assert report.skipped_lines == 2
     assert report.num_samples == 3
     assert trace.labels.tolist() == [1.0, 0.0, 1.0]
-    # The skipped line with 'bad' added no value to any table: C1 holds CATS[0] and "z" only.
+    # The skipped line with 'bad' added no value to any table: C1 contains CATS[0] and "z" only.
     assert report.table_sizes[0] == 2
 
 
