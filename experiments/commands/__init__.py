@@ -12,5 +12,6 @@ COMMAND_MODULES: dict[str, str] = {
     "simulate": "experiments.commands.simulate",
     "replay": "experiments.commands.replay",
     "scenarios": "experiments.commands.scenarios",
+    "train-dlrm": "experiments.commands.train_dlrm",
     "bench": "experiments.commands.bench",
 }
