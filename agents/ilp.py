@@ -16,9 +16,9 @@ use on a worker cost 0 there, and the others' load comes off the capacities (see
 y and z of cost 0 are left out with their rows, because they can be 1 for free.
 
 :func:`solve_highs` builds the model with highspy's API and reads status, objective, dual bound and gap from
-HiGHS itself: PuLP 3.3.2 reports ``Optimal`` for solves that HiGHS stopped at its time limit. It stops HiGHS
-through its interrupt callbacks once the wall-time limit has passed, because HiGHS's own time limit can be
-overrun on large models. :func:`solve_cbc` is the fallback through PuLP's bundled CBC.
+HiGHS itself: PuLP 3.3.2 reports ``Optimal`` for solves that HiGHS stopped at its time limit. HiGHS runs in a
+separate process that is killed when it overruns the wall-time limit (see :mod:`agents.highs_process`).
+:func:`solve_cbc` is the fallback through PuLP's bundled CBC.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -232,13 +232,14 @@ def _linking_rows(
     return x_col[keep], link_col[keep]
 
 
-def build_highs_lp(problem: DispatchProblem, relax: bool = False):
-    """The problem as a ``highspy.HighsLp`` (row-wise matrix) and its column layout."""
-    import highspy
+def model_arrays(problem: DispatchProblem) -> tuple[dict[str, Any], _Columns]:
+    """The problem's model as plain arrays (row-wise matrix), which pickle cheaply, and its column layout.
 
+    Keys: ``cost``, ``row_lower``, ``row_upper`` (±inf for no bound), ``starts``, ``index``, ``value``, ``num_x``
+    (the first ``num_x`` columns are x, integer unless relaxed) and ``offset`` (``constant_s``).
+    """
     columns = _layout(problem)
     n, num_workers = problem.num_samples, problem.num_workers
-    inf = highspy.kHighsInf
 
     cost = np.concatenate(
         (
@@ -249,8 +250,7 @@ def build_highs_lp(problem: DispatchProblem, relax: bool = False):
     )
     x_cols = np.arange(columns.num_x, dtype=np.int64)
 
-    # Row blocks, each as (row starts, column indices, values, lower, upper).
-    assign_index = x_cols
+    # Rows: n assignment rows, W capacity rows, then one linking row (y or z column, x column) per kept pair.
     assign_starts = np.arange(n + 1, dtype=np.int64) * num_workers
     capacity_index = x_cols.reshape(n, num_workers).T.ravel()
     capacity_starts = np.arange(num_workers + 1, dtype=np.int64) * n
@@ -260,10 +260,8 @@ def build_highs_lp(problem: DispatchProblem, relax: bool = False):
     linking_other = np.concatenate((link_y, ps_z))
     num_linking = len(linking_x)
 
-    index = np.concatenate((assign_index, capacity_index, np.column_stack((linking_other, linking_x)).ravel()))
-    value = np.concatenate(
-        (np.ones(len(assign_index) + len(capacity_index)), np.tile([1.0, -1.0], num_linking))
-    )
+    index = np.concatenate((x_cols, capacity_index, np.column_stack((linking_other, linking_x)).ravel()))
+    value = np.concatenate((np.ones(2 * columns.num_x), np.tile([1.0, -1.0], num_linking)))
     starts = np.concatenate(
         (
             assign_starts,
@@ -271,29 +269,44 @@ def build_highs_lp(problem: DispatchProblem, relax: bool = False):
             assign_starts[-1] + capacity_starts[-1] + 2 * np.arange(1, num_linking + 1),
         )
     )
-    row_lower = np.concatenate((np.ones(n), np.full(num_workers, -inf), np.zeros(num_linking)))
-    row_upper = np.concatenate((np.ones(n), problem.capacity.astype(np.float64), np.full(num_linking, inf)))
+    arrays = {
+        "cost": cost,
+        "row_lower": np.concatenate((np.ones(n), np.full(num_workers, -np.inf), np.zeros(num_linking))),
+        "row_upper": np.concatenate((np.ones(n), problem.capacity.astype(np.float64), np.full(num_linking, np.inf))),
+        "starts": starts.astype(np.int32),
+        "index": index.astype(np.int32),
+        "value": value,
+        "num_x": columns.num_x,
+        "offset": float(problem.constant_s),
+    }
+    return arrays, columns
 
+
+def highs_lp(arrays: dict[str, Any], relax: bool = False):
+    """A ``highspy.HighsLp`` from :func:`model_arrays`; x is integer unless ``relax``."""
+    import highspy
+
+    num_cols, num_rows = len(arrays["cost"]), len(arrays["row_lower"])
     lp = highspy.HighsLp()
-    lp.num_col_ = columns.num_cols
-    lp.num_row_ = len(row_lower)
-    lp.col_cost_ = cost
-    lp.col_lower_ = np.zeros(columns.num_cols)
-    lp.col_upper_ = np.ones(columns.num_cols)
-    lp.row_lower_ = row_lower
-    lp.row_upper_ = row_upper
-    lp.offset_ = problem.constant_s
+    lp.num_col_ = num_cols
+    lp.num_row_ = num_rows
+    lp.col_cost_ = arrays["cost"]
+    lp.col_lower_ = np.zeros(num_cols)
+    lp.col_upper_ = np.ones(num_cols)
+    lp.row_lower_ = arrays["row_lower"]
+    lp.row_upper_ = arrays["row_upper"]
+    lp.offset_ = arrays["offset"]
     lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.num_col_ = columns.num_cols
-    lp.a_matrix_.num_row_ = len(row_lower)
-    lp.a_matrix_.start_ = starts.astype(np.int32)
-    lp.a_matrix_.index_ = index.astype(np.int32)
-    lp.a_matrix_.value_ = value
+    lp.a_matrix_.num_col_ = num_cols
+    lp.a_matrix_.num_row_ = num_rows
+    lp.a_matrix_.start_ = arrays["starts"]
+    lp.a_matrix_.index_ = arrays["index"]
+    lp.a_matrix_.value_ = arrays["value"]
     if not relax:
-        integrality = [highspy.HighsVarType.kContinuous] * columns.num_cols
-        integrality[: columns.num_x] = [highspy.HighsVarType.kInteger] * columns.num_x
+        integrality = [highspy.HighsVarType.kContinuous] * num_cols
+        integrality[: arrays["num_x"]] = [highspy.HighsVarType.kInteger] * arrays["num_x"]
         lp.integrality_ = integrality
-    return lp, columns
+    return lp
 
 
 def column_values(problem: DispatchProblem, columns: _Columns, assignment: np.ndarray) -> np.ndarray:
@@ -326,37 +339,6 @@ def assignment_from_x(problem: DispatchProblem, x_values: np.ndarray) -> tuple[n
     return assignment, ""
 
 
-_highs_constructed = False
-
-
-def new_highs():
-    """A silent ``highspy.Highs``.
-
-    highspy 1.16 prints a banner to the process's standard output when the first instance is built, before any
-    option can be set; that first construction runs with file descriptor 1 pointed at /dev/null, so the banner
-    cannot corrupt the output of a command. Output of other threads during that construction is lost too.
-    """
-    global _highs_constructed
-    import highspy
-
-    if _highs_constructed:
-        highs = highspy.Highs()
-    else:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 1)
-            highs = highspy.Highs()
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            os.close(devnull)
-        _highs_constructed = True
-    highs.setOptionValue("output_flag", False)
-    return highs
-
-
 def _relative_gap(objective: float, bound: float | None) -> float | None:
     if bound is None or not math.isfinite(bound):
         return None
@@ -371,79 +353,54 @@ def solve_highs(
     warm_start: np.ndarray | None = None,
     mip_rel_gap: float = 1e-6,
     seed: int = 0,
-    threads: int = 1,
+    isolate: bool = True,
 ) -> SolveResult:
     """Solve ``problem`` with HiGHS through highspy; never raises for solver trouble (status ``"error"``).
 
-    :param time_limit_s: wall-time limit, seconds, model building included; HiGHS is interrupted when it passes.
+    :param time_limit_s: wall-time limit, seconds, model building included.
     :param warm_start: int64 [n] feasible assignment handed to HiGHS as its first incumbent, or None.
+    :param isolate: solve in the solver process of :mod:`agents.highs_process`, which is killed when the limit
+        has passed by a grace period; otherwise solve in this process, where HiGHS 1.16 can overrun the limit by
+        seconds, because some root-node work (e.g. cut separation) checks neither its time limit nor interrupts.
     """
+    from agents import highs_process
+
     start = time.perf_counter()
-    deadline = start + time_limit_s
     try:
-        import highspy
+        import highspy  # noqa: F401
     except ImportError as error:
         return SolveResult("highs", "error", message=f"highspy is not installed: {error}")
 
     try:
-        lp, columns = build_highs_lp(problem)
-        highs = new_highs()
-        highs.setOptionValue("time_limit", max(time_limit_s - (time.perf_counter() - start), 1e-3))
-        highs.setOptionValue("mip_rel_gap", mip_rel_gap)
-        highs.setOptionValue("random_seed", int(seed) % (2**31 - 1))
-        highs.setOptionValue("threads", int(threads))
-
-        def interrupt_after_deadline(event) -> None:
-            if time.perf_counter() > deadline:
-                event.interrupt()
-
-        highs.cbMipInterrupt += interrupt_after_deadline
-        highs.cbSimplexInterrupt += interrupt_after_deadline
-        highs.cbIpmInterrupt += interrupt_after_deadline
-        highs.passModel(lp)
+        arrays, columns = model_arrays(problem)
+        warm_values = None
         if warm_start is not None:
-            solution = highspy.HighsSolution()
-            solution.col_value = column_values(problem, columns, np.asarray(warm_start, dtype=np.int64))
-            solution.value_valid = True
-            highs.setSolution(solution)
-        highs.run()
-
-        model_status = highs.getModelStatus()
-        info = highs.getInfo()
-        has_solution = info.primal_solution_status == highspy.kSolutionStatusFeasible
-        values = np.asarray(highs.getSolution().col_value) if has_solution else None
-        bound = float(info.mip_dual_bound)
+            warm_values = column_values(problem, columns, np.asarray(warm_start, dtype=np.int64))
+        options = {"mip_rel_gap": mip_rel_gap, "random_seed": int(seed) % (2**31 - 1), "threads": 1}
+        remaining_s = time_limit_s - (time.perf_counter() - start)
+        if isolate:
+            outcome = highs_process.shared_process().solve(arrays, warm_values, options, remaining_s)
+        else:
+            outcome = highs_process.run_highs(arrays, warm_values, options, remaining_s)
     except Exception as error:  # highspy raises several types (HighsError, RuntimeError, ValueError)
         elapsed = time.perf_counter() - start
         return SolveResult("highs", "error", solve_time_s=elapsed, message=f"HiGHS failed: {error!r}")
     elapsed = time.perf_counter() - start
 
-    status_name = highs.modelStatusToString(model_status)
-    if model_status == highspy.HighsModelStatus.kInfeasible:
-        return SolveResult("highs", "infeasible", solve_time_s=elapsed, message="HiGHS: model is infeasible")
-    stopped = {
-        highspy.HighsModelStatus.kTimeLimit,
-        highspy.HighsModelStatus.kInterrupt,
-        highspy.HighsModelStatus.kHighsInterrupt,
-        highspy.HighsModelStatus.kIterationLimit,
-        highspy.HighsModelStatus.kSolutionLimit,
-    }
-    if model_status == highspy.HighsModelStatus.kOptimal:
-        status = "optimal"
-    elif model_status in stopped:
-        status = "time_limit" if values is not None else "no_solution"
-    else:
-        return SolveResult(
-            "highs", "error", solve_time_s=elapsed, message=f"HiGHS ended with model status {status_name!r}"
-        )
-    if values is None:
-        return SolveResult("highs", status, solve_time_s=elapsed, message=f"HiGHS: {status_name}, no plan found")
+    extra = {key: outcome[key] for key in ("highs_status", "highs_gap", "nodes", "killed") if key in outcome}
+    status = outcome["status"]
+    if status in ("infeasible", "error"):
+        return SolveResult("highs", status, solve_time_s=elapsed, message=outcome.get("message", ""), extra=extra)
+    if outcome["x"] is None:
+        message = f"HiGHS: {outcome.get('highs_status', status)}, no plan found"
+        return SolveResult("highs", "no_solution", solve_time_s=elapsed, message=message, extra=extra)
 
-    assignment, reason = assignment_from_x(problem, values)
+    assignment, reason = assignment_from_x(problem, outcome["x"])
     if assignment is None:
-        return SolveResult("highs", "error", solve_time_s=elapsed, message=reason)
+        return SolveResult("highs", "error", solve_time_s=elapsed, message=reason, extra=extra)
     objective = problem.cost_s(assignment)
-    bound_s = bound if math.isfinite(bound) else None
+    bound = outcome.get("bound")
+    bound_s = bound if bound is not None and math.isfinite(bound) else None
     if status == "optimal" and bound_s is None:
         bound_s = objective
     return SolveResult(
@@ -454,7 +411,7 @@ def solve_highs(
         bound_s=bound_s,
         gap=_relative_gap(objective, bound_s),
         solve_time_s=elapsed,
-        extra={"highs_status": status_name, "highs_gap": float(info.mip_gap), "nodes": int(info.mip_node_count)},
+        extra=extra,
     )
 
 
@@ -462,7 +419,10 @@ def solve_lp_relaxation(problem: DispatchProblem, time_limit_s: float = 60.0) ->
     """Optimal value of the problem with x relaxed to [0, 1], seconds; None when HiGHS does not reach optimality."""
     import highspy
 
-    lp, _ = build_highs_lp(problem, relax=True)
+    from agents.highs_process import new_highs
+
+    arrays, _ = model_arrays(problem)
+    lp = highs_lp(arrays, relax=True)
     highs = new_highs()
     highs.setOptionValue("time_limit", float(time_limit_s))
     highs.passModel(lp)

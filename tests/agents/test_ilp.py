@@ -128,7 +128,7 @@ def test_raising_solver_falls_back_to_heuristic(monkeypatch):
     def broken_model(*args, **kwargs):
         raise RuntimeError("simulated solver crash")
 
-    monkeypatch.setattr("agents.ilp.build_highs_lp", broken_model)
+    monkeypatch.setattr("agents.ilp.model_arrays", broken_model)
     dispatcher = make_dispatcher("hybriddis-optimal", fallback_solver=None)
     dispatcher.reset(0)
     assignment = dispatcher.dispatch(context)
@@ -158,3 +158,37 @@ def test_time_limit_keeps_better_plan():
     assert record["plan_cost_s"] == pytest.approx(plan_cost_s(context, assignment))
     # The wall-time limit is enforced by the interrupt callback; model building adds a little.
     assert record["solve_time_s"] < 1.0
+
+
+def test_overrunning_solve_is_killed(monkeypatch):
+    # With no grace period and a 1 ms limit, the parent stops waiting before the child can even build the model.
+    from agents import highs_process
+    from agents.ilp import column_values, model_arrays
+    from tests.agents.helpers import make_cluster, random_batch
+    from esd_gym.simulator import Simulator
+
+    rng = np.random.default_rng(1)
+    cluster = make_cluster((10 ** rng.uniform(4, 6, size=6)).tolist(), cache_rows=30)
+    batch = random_batch(rng, 60, 80, 4)
+    context = DispatchContext.build(Simulator(cluster), batch, cluster.capacities(60))
+    problem = batch_problem(context)
+    arrays, columns = model_arrays(problem)
+    warm = column_values(problem, columns, greedy_dispatch(context))
+    monkeypatch.setattr(highs_process, "GRACE_S", 0.0)
+    monkeypatch.setattr(highs_process, "GRACE_FRACTION", 0.0)
+    process = highs_process.HighsProcess()
+    try:
+        process.warm_up()
+        outcome = process.solve(arrays, warm, {"threads": 1}, time_limit_s=0.001)
+        assert outcome["killed"] is True
+        assert outcome["status"] == "time_limit"
+
+        # The next solve runs in a fresh child and finishes normally.
+        monkeypatch.setattr(highs_process, "GRACE_S", 5.0)
+        tiny_simulator, tiny_batch, tiny_capacity = random_tiny_instance(0)
+        tiny = batch_problem(DispatchContext.build(tiny_simulator, tiny_batch, tiny_capacity))
+        tiny_arrays, _ = model_arrays(tiny)
+        again = process.solve(tiny_arrays, None, {"threads": 1}, time_limit_s=30.0)
+        assert again["status"] == "optimal"
+    finally:
+        process.close()
