@@ -1,9 +1,9 @@
 """Gymnasium environments of sample dispatch: one step per sample (:class:`DispatchEnv`) or per batch
 (:class:`DispatchBatchEnv`), over the exact simulator of :mod:`esd_gym.simulator` and a named scenario.
 
-Both environments price every placement with :class:`esd_gym.cost.BatchCosts`, the cost model that the simulator
-and the reference dispatchers share, and are rewarded with the simulator's realised costs, so that an episode's
-undiscounted return is exactly minus its embedding transmission cost divided by the scenario's ``cost_scale_s``.
+Both environments price placements with :class:`esd_gym.cost.BatchCosts`, the cost model that the simulator and
+the reference dispatchers share. Rewards are the simulator's realised costs, so an episode's undiscounted return is
+exactly minus its embedding transmission cost divided by the scenario's ``cost_scale_s``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 
 from esd_gym.batch import Batch
 from esd_gym.dispatch import DispatchContext, greedy_dispatch
@@ -42,7 +43,7 @@ _WORKER_FIELDS = ("samples", "hits", "pulls", "pushes", "bytes_down", "bytes_up"
 
 
 def _segment_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Sum ``values`` [M, ...] over the CSR segments ``offsets`` [S+1]; an empty segment sums to 0."""
+    """Sum ``values`` [M, ...] over the CSR segments ``offsets`` [S+1]. An empty segment sums to 0."""
     lengths = np.diff(offsets)
     result = np.zeros((len(lengths),) + values.shape[1:], dtype=np.float64)
     nonempty = lengths > 0
@@ -95,6 +96,7 @@ class _ScenarioEnv(gym.Env):
         self._penalty_total = 0.0
         self._last_report: IterationReport | None = None
         self._context: DispatchContext | None = None
+        self._needs_reset = True
 
     # -- episode ---------------------------------------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class _ScenarioEnv(gym.Env):
         self._totals = EpisodeTotals()
         self._penalty_total = 0.0
         self._last_report = None
+        self._needs_reset = False
         self._start_batch()
 
     def _start_batch(self) -> None:
@@ -129,7 +132,7 @@ class _ScenarioEnv(gym.Env):
         self._bandwidth = self._down_unit * factors
 
     def _finish_batch(self, assignment: np.ndarray, info: dict[str, Any]) -> tuple[float, bool]:
-        """Execute the batch; return (link-seconds not yet rewarded, whether the episode ended); fill ``info``."""
+        """Execute the batch and fill ``info``. Return the link-seconds not yet rewarded and whether the episode ended."""
         report = self._simulator.step(self._context.batch, assignment, self.capacity)
         self._totals.add(report)
         self._last_report = report
@@ -140,6 +143,7 @@ class _ScenarioEnv(gym.Env):
             return unrewarded_s, False
         flush = self._simulator.flush()
         self._totals.add(flush)
+        self._needs_reset = True
         unrewarded_s += flush.total_cost_s
         self._add_episode_info(info)
         return unrewarded_s, True
@@ -199,7 +203,7 @@ class DispatchEnv(_ScenarioEnv):
     Edge workers train a recommendation model (DLRM) together. Parameter servers hold the embedding tables; each
     worker caches rows. A sample trained on a worker whose cache lacks a fresh copy of one of its rows pulls that
     row over the worker's link, and row gradients are pushed back. This environment places every sample of a batch
-    of ``S`` samples on one of ``W`` workers; when the batch is complete the simulator executes the iteration
+    of ``S`` samples on one of ``W`` workers. When the batch is complete, the simulator executes the iteration
     (lookups, pulls, training, pushes) and prices every transfer in link-seconds. The aim is the lowest embedding
     transmission cost. Links, caches and the staleness bound come from a named scenario (``esd-gym scenarios``).
 
@@ -305,7 +309,7 @@ class DispatchEnv(_ScenarioEnv):
         self._obs = np.zeros(6 * workers + 3, dtype=np.float32)
         self._load = [0] * workers
         self._room = self.capacity > 0
-        self._add_reduce = np.add.reduce
+        self._matmul = np.matmul
 
     # -- Gymnasium API ---------------------------------------------------------------------------------------
 
@@ -318,6 +322,8 @@ class DispatchEnv(_ScenarioEnv):
         return self._room.copy()
 
     def step(self, action):
+        if self._needs_reset:
+            raise ResetNeeded("call reset() before step(): no episode is running")
         worker = self._check_action(action)
         penalty = 0.0
         if not self._room[worker]:
@@ -383,23 +389,21 @@ class DispatchEnv(_ScenarioEnv):
         workers = self.num_workers
 
         # A sample's *rows* are its local ids and, numbered after them, the parameter servers it talks to. Row r
-        # costs unit[r] = [full, lookup-only] × W the first time it is planned on a worker: the unit costs of an id,
-        # or the message latencies of a PS. Laid out per (sample, row) entry, [E, 2, W], a step prices a sample
-        # with one gather, one product and one sum.
+        # costs [full, lookup-only] × W the first time it is planned on a worker: the unit costs of an id, or the
+        # message latencies of a PS. With these costs laid out per (sample, row) entry as [2, W, E] and a 0/1
+        # "not yet planned" table [W, rows], a step prices its sample with one take and one batched dot product.
         entry_sample = np.concatenate((batch.sample_of, np.repeat(np.arange(batch.size), np.diff(context.sample_ps_offsets))))
         order = np.argsort(entry_sample, kind="stable")
         self._rows = np.concatenate((batch.local_ids, batch.num_unique + context.sample_ps))[order]
         unit = np.stack((costs.unit_s, costs.unit_lookup_s))
         fixed = np.stack((costs.fixed_s, costs.lookup_latency_s))
-        entry_unit = np.concatenate(
-            (unit[:, :, batch.local_ids].transpose(2, 0, 1), fixed[:, :, context.sample_ps].transpose(2, 0, 1))
-        )
-        self._entry_unit = np.ascontiguousarray(entry_unit[order])
+        entry_unit = np.concatenate((unit[:, :, batch.local_ids], fixed[:, :, context.sample_ps]), axis=2)
+        self._entry_unit = np.ascontiguousarray(entry_unit[:, :, order])
         self._entry_offsets = (batch.offsets + context.sample_ps_offsets).tolist()
-        self._unplanned = np.ones((batch.num_unique + self._cluster.num_ps, 2, workers), dtype=bool)
+        self._unplanned = np.ones((workers, batch.num_unique + self._cluster.num_ps))
 
         # Plan-free cost of each sample on each worker; its maximum over workers bounds every marginal cost.
-        standalone = _segment_sums(self._entry_unit[:, 0, :], np.asarray(self._entry_offsets))
+        standalone = _segment_sums(self._entry_unit[0].T, np.asarray(self._entry_offsets))
         largest = standalone.max(axis=1)
         self._cost_normaliser = np.divide(1.0, largest, out=np.zeros_like(largest), where=largest > 0)
         self._sample_size = _squash(largest * self.batch_size * self._inv_scale).tolist()
@@ -429,7 +433,8 @@ class DispatchEnv(_ScenarioEnv):
         sample = self._sample
         start, stop = self._entry_offsets[sample], self._entry_offsets[sample + 1]
         self._sample_rows = rows = self._rows[start:stop]
-        marginal = self._add_reduce(self._unplanned[rows] * self._entry_unit[start:stop], axis=0)
+        not_planned = self._unplanned.take(rows, axis=1)
+        marginal = self._matmul(self._entry_unit[:, :, None, start:stop], not_planned[:, :, None])[:, :, 0, 0]
         self._marginal = marginal
         workers = self.num_workers
         obs = self._obs
@@ -439,7 +444,7 @@ class DispatchEnv(_ScenarioEnv):
         obs[6 * workers + 2] = self._sample_size[sample]
 
     def _place(self, sample: int, worker: int) -> None:
-        self._unplanned[self._sample_rows, :, worker] = False
+        self._unplanned[worker][self._sample_rows] = 0.0
         self._assignment[sample] = worker
         load = self._load[worker] + 1
         self._load[worker] = load
@@ -530,6 +535,8 @@ class DispatchBatchEnv(_ScenarioEnv):
         return self._observe_batch(), {}
 
     def step(self, action):
+        if self._needs_reset:
+            raise ResetNeeded("call reset() before step(): no episode is running")
         action = np.asarray(action)
         if action.shape != (self.num_workers,) or action.dtype.kind not in "fiu":
             raise AssignmentError(

@@ -108,7 +108,7 @@ class BandwidthDynamics(StrictModel):
     """Random bandwidth over simulated time, drawn anew at every ``reset`` from the episode's seed.
 
     Every ``interval_s`` seconds, the log10 of each worker's bandwidth factor moves by a normal step of standard
-    deviation ``volatility``, reflected into ``[log10 factor_min, log10 factor_max]``; the first factor is drawn
+    deviation ``volatility``, reflected into ``[log10 factor_min, log10 factor_max]``. The first factor is drawn
     log-uniformly in that range. The factor multiplies every link of the worker (down and up). Changes stop at
     ``horizon_s``; the last factor holds after it.
     """
@@ -157,7 +157,9 @@ class ClusterSpec(StrictModel):
                 raise ValueError(f"{name} has {len(value)} entries for num_workers={self.num_workers}")
         for name in ("downlink_mbps", "compute_samples_per_s"):
             value = getattr(self, name)
-            values = value if isinstance(value, list) else [value] if isinstance(value, float) else []
+            if isinstance(value, BandwidthRange):
+                continue
+            values = value if isinstance(value, list) else [value]
             if any(not np.isfinite(v) or v <= 0 for v in values):
                 raise ValueError(f"{name} must be positive and finite (got {value})")
         return self
