@@ -2,8 +2,8 @@
 labels, its split, and the static policy's hot set.
 
 The scenario supplies the cluster, the batch size and, by default, the trace. ``trace`` in the run config replaces
-the scenario's trace, for example with the full MovieLens-100K conversion (user and item features, timestamp,
-rating label) when the scenario's own trace keeps only user and item ids. Cache sizes then follow the scenario's
+the scenario's trace, for example with the full MovieLens-100K conversion (all nine tables) when the scenario's
+own trace keeps only the user and item ids. Cache sizes then follow the scenario's
 ``cache_fraction`` of the new trace's distinct ids.
 """
 
