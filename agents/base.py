@@ -109,7 +109,7 @@ def check_assignment(context: DispatchContext, assignment: np.ndarray) -> np.nda
 
 
 def plan_from_assignment(context: DispatchContext, assignment: np.ndarray) -> PlanState:
-    """The rows, parameter servers and loads that ``assignment`` plans on each worker."""
+    """Build the rows, parameter servers and loads that ``assignment`` plans on each worker."""
     batch = context.batch
     plan = context.new_plan()
     plan.planned[assignment[batch.sample_of], batch.local_ids] = True

@@ -1,7 +1,7 @@
 """Baseline dispatchers, each standing for one mechanism of the literature.
 
 Every baseline places all samples of the batch and never exceeds a worker's capacity: when the worker it prefers is
-full, it moves on to another worker with room, as each class's docstring says. None of them reads the cost model
+full, it moves on to another worker with room, as each class's docstring describes. None of them reads the cost model
 except through what its mechanism needs (cache snapshot, link bandwidth or nothing at all).
 """
 
@@ -187,7 +187,7 @@ class LeastLoadedDispatcher(Dispatcher):
 
 @register_dispatcher("locality")
 class LocalityDispatcher(Dispatcher):
-    """Herald-style location-aware allocation: each sample to the worker whose cache holds most of its ids.
+    """Herald-style location-aware allocation: each sample to the worker whose cache contains most of its ids.
 
     The score of sample i on worker w is the number of i's distinct ids that are cached and fresh on w at the
     batch's start (the snapshot; placements within the batch do not change it). Samples are taken in batch order;

@@ -93,7 +93,7 @@ def bench_heuristic(num_samples: int, num_workers: int = 8, repeats: int = 5) ->
 
 
 def bench_ilp(num_samples: int, num_workers: int, time_limit_s: float) -> dict[str, Any]:
-    """One whole-batch HiGHS solve, warm-started from the heuristic: time, status, gap and saving."""
+    """Solve one synthetic batch with HiGHS, warm-started from the heuristic; return time, status, gap and saving."""
     context = synthetic_context(num_samples, num_workers)
     heuristic = greedy_dispatch(context, order="regret")
     heuristic_s = plan_cost_s(context, heuristic)

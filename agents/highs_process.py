@@ -1,11 +1,12 @@
 """HiGHS solves in a child process that can be killed when a solve overruns its wall-time limit.
 
-HiGHS 1.16 checks its time limit and the interrupt callbacks only at some points; during some root-node work (cut
+HiGHS 1.16 checks its time limit and the interrupt callbacks only at some points. During some root-node work (cut
 separation, for example) it went 8 s without a check in a 2 s solve of a 64-sample, 4-worker batch. A solve in
-this process could not be stopped, so :class:`HighsProcess` runs solves in a long-lived child process (started
-once with the ``spawn`` method, so no thread state of this process is copied). The parent waits until the limit
-plus a grace period, then kills the child, keeps the best plan that the child reported so far, and starts a new
-child for the next solve. A solve costs about a millisecond of inter-process overhead.
+this process could not be stopped, so :class:`HighsProcess` runs solves in a long-lived child process: a fresh
+interpreter running ``python -m agents.highs_process``, so that neither thread state nor the caller's ``__main__``
+is copied or re-run. The parent waits until the limit plus a grace period, then kills the child, keeps the best
+plan that the child reported so far, and starts a new child for the next solve. Requests and replies are pickled
+over two pipes; a solve costs about a millisecond of inter-process overhead.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import atexit
 import logging
 import math
-import multiprocessing
 import os
+import subprocess
 import sys
 import threading
 import time
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -146,7 +148,7 @@ def run_highs(
     return outcome
 
 
-def _serve(connection) -> None:
+def _serve(requests: Connection, connection: Connection) -> None:
     """Child process loop: receive (arrays, warm values, options, limit), send incumbents and the outcome."""
     import highspy  # noqa: F401  (imported before "ready", so that imports do not count against a limit)
 
@@ -156,7 +158,7 @@ def _serve(connection) -> None:
     connection.send(("ready", None))
     while True:
         try:
-            request = connection.recv()
+            request = requests.recv()
         except EOFError:
             return
         if request is None:
@@ -177,9 +179,9 @@ class HighsProcess:
     """A child process that runs HiGHS solves one at a time (see the module docstring). Not thread-safe."""
 
     def __init__(self) -> None:
-        self._context = multiprocessing.get_context("spawn")
-        self._process = None
-        self._connection = None
+        self._process: subprocess.Popen | None = None
+        self._requests: Connection | None = None
+        self._replies: Connection | None = None
         self._ready = False
 
     def solve(
@@ -189,22 +191,33 @@ class HighsProcess:
         options: dict[str, Any],
         time_limit_s: float,
     ) -> dict[str, Any]:
-        """Outcome of :func:`run_highs` in the child; after an overrun, the last incumbent and ``killed=True``."""
+        """Outcome of :func:`run_highs` in the child; after an overrun, the last incumbent and ``killed=True``.
+
+        ``startup_s`` in the outcome is the time spent waiting for a child to start; it comes off ``time_limit_s``.
+        A child that is not ready within ``time_limit_s`` gives status ``time_limit`` with ``not_started=True``.
+        """
+        wait_start = time.perf_counter()
         self._start()
         try:
-            self._wait_ready()
+            ready = self._wait_ready(timeout_s=time_limit_s)
         except (EOFError, OSError, TimeoutError) as error:
             self._discard()
             return {"status": "error", "x": None, "message": f"HiGHS process did not start: {error!r}"}
+        if not ready:
+            # The child keeps starting and serves the next request.
+            return {"status": "time_limit", "x": None, "not_started": True, "startup_s": time_limit_s,
+                    "message": f"the HiGHS process was not ready within the {time_limit_s:.3f} s limit"}
         start = time.perf_counter()
-        self._connection.send((arrays, warm_values, options, time_limit_s))
+        startup_s = start - wait_start
+        time_limit_s = max(time_limit_s - startup_s, 1e-3)
+        self._requests.send((arrays, warm_values, options, time_limit_s))
         kill_at = start + time_limit_s + GRACE_S + GRACE_FRACTION * time_limit_s
         incumbent, bound = None, None
         while True:
             wait_s = kill_at - time.perf_counter()
             try:
-                ready = wait_s > 0 and self._connection.poll(wait_s)
-                message = self._connection.recv() if ready else None
+                ready = wait_s > 0 and self._replies.poll(wait_s)
+                message = self._replies.recv() if ready else None
             except (EOFError, OSError) as error:
                 self._discard()
                 return {"status": "error", "x": None, "message": f"HiGHS process ended unexpectedly: {error!r}"}
@@ -217,58 +230,79 @@ class HighsProcess:
                 # Start the next child now, so that its start-up overlaps with the caller's work.
                 self._start()
                 return {"status": "time_limit", "x": incumbent, "bound": bound, "killed": True,
-                        "highs_status": "killed after the time limit", "message": ""}
+                        "highs_status": "killed after the time limit", "message": "", "startup_s": startup_s}
             kind, payload = message
             if kind == "incumbent":
                 incumbent, bound = payload
             elif kind == "bound":
                 bound = payload
             else:
-                return payload
+                return {**payload, "startup_s": startup_s}
+
+    def start(self) -> None:
+        """Start the child without waiting for it, so that its start-up overlaps with other work."""
+        self._start()
 
     def warm_up(self) -> None:
         """Start the child and wait until it is ready, so that the next solve does not wait for its start-up."""
         self._start()
-        self._wait_ready()
+        # NOTE: 60 s is a guess of the worst start-up (interpreter, NumPy and highspy imports) on a loaded machine.
+        if not self._wait_ready(timeout_s=60.0):
+            raise TimeoutError("the HiGHS process sent no ready message within 60 s")
 
     def close(self) -> None:
         """Stop the child process (it is started again by the next solve)."""
-        if self._process is not None and self._process.is_alive():
+        if self._process is not None and self._process.poll() is None:
             try:
-                self._connection.send(None)
-            except OSError:
+                self._requests.send(None)
+                self._process.wait(timeout=1.0)
+            except (OSError, subprocess.TimeoutExpired):
                 pass
-            self._process.join(timeout=1.0)
         self._discard()
 
     def _start(self) -> None:
-        if self._process is not None and self._process.is_alive():
+        if self._process is not None and self._process.poll() is None:
             return
         self._discard()
-        parent_end, child_end = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(child_end,), name="esd-gym-highs", daemon=True)
-        process.start()
-        child_end.close()
-        self._process, self._connection, self._ready = process, parent_end, False
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        # The child imports the same modules as this process, wherever they were found.
+        environment = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "agents.highs_process", str(request_read), str(reply_write)],
+                pass_fds=(request_read, reply_write),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=environment,
+            )
+        finally:
+            os.close(request_read)
+            os.close(reply_write)
+        self._requests = Connection(request_write, readable=False)
+        self._replies = Connection(reply_read, writable=False)
+        self._ready = False
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, timeout_s: float = 60.0) -> bool:
+        """Wait up to ``timeout_s`` for the child's ready message; return whether it came."""
         if self._ready:
-            return
-        # NOTE: 60 s is a guess of the worst start-up (interpreter, NumPy and highspy imports) on a loaded machine.
-        if not self._connection.poll(60.0):
-            raise TimeoutError("the HiGHS process sent no ready message within 60 s")
-        kind, _ = self._connection.recv()
+            return True
+        if not self._replies.poll(max(timeout_s, 0.0)):
+            return False
+        kind, _ = self._replies.recv()
         if kind != "ready":
             raise OSError(f"the HiGHS process sent {kind!r} before its ready message")
         self._ready = True
+        return True
 
     def _discard(self) -> None:
-        if self._process is not None and self._process.is_alive():
+        if self._process is not None and self._process.poll() is None:
             self._process.kill()
-            self._process.join(timeout=5.0)
-        if self._connection is not None:
-            self._connection.close()
-        self._process, self._connection = None, None
+            self._process.wait(timeout=5.0)
+        for connection in (self._requests, self._replies):
+            if connection is not None:
+                connection.close()
+        self._process, self._requests, self._replies, self._ready = None, None, None, False
 
 
 _shared: HighsProcess | None = None
@@ -276,10 +310,15 @@ _shared_lock = threading.Lock()
 
 
 def shared_process() -> HighsProcess:
-    """The process-wide solver process, closed at interpreter exit."""
+    """Return the process-wide solver process, which is closed at interpreter exit."""
     global _shared
     with _shared_lock:
         if _shared is None:
             _shared = HighsProcess()
             atexit.register(_shared.close)
         return _shared
+
+
+if __name__ == "__main__":
+    # Child side of HighsProcess: file descriptors of the request pipe (read end) and the reply pipe (write end).
+    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))

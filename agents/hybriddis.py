@@ -198,7 +198,7 @@ def _choose(
     heuristic_cost_s: float,
     arm: str,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """The cheaper of the solver's plan and the heuristic's, with the decision record."""
+    """Pick the cheaper of the solver's plan and the heuristic's; return it with the decision record."""
     record: dict[str, Any] = {
         "solver": result.solver,
         "status": result.status,
@@ -255,7 +255,7 @@ class HybridDisDispatcher(Dispatcher):
     :param budget_s: decision budget per batch, seconds of wall time (the solver runs on one thread, so this is
         about CPU seconds), the heuristic included.
     :param window_size: samples per window; None chooses the largest size whose predicted solve time is at most a
-        tenth of the budget, between ``min_window_size`` and ``max_window_size``.
+        quarter of the budget, up to ``max_window_size``.
     :param max_windows: most window solves per batch; None is no limit. With a limit and a generous budget the
         result depends only on the seed.
     :param charge_decision_time: tell :func:`agents.episode.run_episode` (and other callers) to stall simulated
@@ -303,6 +303,11 @@ class HybridDisDispatcher(Dispatcher):
     def reset(self, seed: int | None = None) -> None:
         super().reset(seed)
         self._rng = np.random.default_rng(seed)
+        if self.solver == "highs":
+            # Start the solver process now, so that the first batch does not wait for its start-up.
+            from agents.highs_process import shared_process
+
+            shared_process().start()
 
     def _plan(self, context: DispatchContext) -> tuple[np.ndarray, dict[str, Any]]:
         deadline = time.perf_counter() + self.budget_s
@@ -379,8 +384,10 @@ class HybridDisDispatcher(Dispatcher):
         result = solve_with_fallback(
             problem, time_limit_s, warm_start, self.solver, self.fallback_solver, seed=self.seed or 0
         )
-        if result.status in ("optimal", "time_limit", "no_solution"):
-            model.observe(problem.size_feature(), result.solve_time_s, finished=result.status == "optimal")
+        if result.status in ("optimal", "time_limit", "no_solution") and not result.extra.get("not_started"):
+            # Waiting for the solver process to start says nothing about the problem's difficulty.
+            solve_s = result.solve_time_s - result.extra.get("startup_s", 0.0)
+            model.observe(problem.size_feature(), solve_s, finished=result.status == "optimal")
         return result
 
     def _window_size(self, context: DispatchContext, remaining_s: float) -> int:
@@ -391,6 +398,6 @@ class HybridDisDispatcher(Dispatcher):
             return min(self.window_size, context.batch.size)
         # Size n × W × V, with V ≈ n × (distinct ids per sample in this batch).
         ids_per_sample = max(context.batch.num_unique / max(context.batch.size, 1), 1.0)
-        largest = self.window_time_model.largest_size_within(min(remaining_s, self.budget_s / 10))
+        largest = self.window_time_model.largest_size_within(min(remaining_s, self.budget_s / 4))
         size = int(math.sqrt(largest / (context.num_workers * ids_per_sample)))
         return min(size, self.max_window_size, context.batch.size)

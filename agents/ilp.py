@@ -99,7 +99,7 @@ class DispatchProblem:
 
 
 def batch_problem(context: DispatchContext) -> DispatchProblem:
-    """The whole batch as one problem."""
+    """Return the whole batch as one problem."""
     batch, costs = context.batch, context.costs
     return DispatchProblem(
         samples=np.arange(batch.size, dtype=np.int64),
@@ -233,7 +233,7 @@ def _linking_rows(
 
 
 def model_arrays(problem: DispatchProblem) -> tuple[dict[str, Any], _Columns]:
-    """The problem's model as plain arrays (row-wise matrix), which pickle cheaply, and its column layout.
+    """Build the problem's model as plain arrays (row-wise matrix), which pickle cheaply, and its column layout.
 
     Keys: ``cost``, ``row_lower``, ``row_upper`` (±inf for no bound), ``starts``, ``index``, ``value``, ``num_x``
     (the first ``num_x`` columns are x, integer unless relaxed) and ``offset`` (``constant_s``).
@@ -283,7 +283,7 @@ def model_arrays(problem: DispatchProblem) -> tuple[dict[str, Any], _Columns]:
 
 
 def highs_lp(arrays: dict[str, Any], relax: bool = False):
-    """A ``highspy.HighsLp`` from :func:`model_arrays`; x is integer unless ``relax``."""
+    """Build a ``highspy.HighsLp`` from :func:`model_arrays`; x is integer unless ``relax``."""
     import highspy
 
     num_cols, num_rows = len(arrays["cost"]), len(arrays["row_lower"])
@@ -387,7 +387,8 @@ def solve_highs(
         return SolveResult("highs", "error", solve_time_s=elapsed, message=f"HiGHS failed: {error!r}")
     elapsed = time.perf_counter() - start
 
-    extra = {key: outcome[key] for key in ("highs_status", "highs_gap", "nodes", "killed") if key in outcome}
+    keys = ("highs_status", "highs_gap", "nodes", "killed", "startup_s", "not_started")
+    extra = {key: outcome[key] for key in keys if key in outcome}
     status = outcome["status"]
     if status in ("infeasible", "error"):
         return SolveResult("highs", status, solve_time_s=elapsed, message=outcome.get("message", ""), extra=extra)
