@@ -98,6 +98,11 @@ class _ScenarioEnv(gym.Env):
         self._context: DispatchContext | None = None
         self._needs_reset = True
 
+    @property
+    def dispatch_context(self) -> DispatchContext | None:
+        """The snapshot of the batch being placed (costs, capacities, caches), or None before the first reset."""
+        return self._context
+
     # -- episode ---------------------------------------------------------------------------------------------
 
     def _reset_episode(self, seed: int | None, options: dict[str, Any] | None) -> None:
@@ -309,6 +314,7 @@ class DispatchEnv(_ScenarioEnv):
         self._obs = np.zeros(6 * workers + 3, dtype=np.float32)
         self._load = [0] * workers
         self._room = self.capacity > 0
+        self._sample = 0
         self._matmul = np.matmul
 
     # -- Gymnasium API ---------------------------------------------------------------------------------------
@@ -316,6 +322,11 @@ class DispatchEnv(_ScenarioEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self._reset_episode(seed, options)
         return self._obs.copy(), {"action_mask": self._room.copy()}
+
+    @property
+    def sample_index(self) -> int:
+        """Index, within the current batch, of the sample that the next step places."""
+        return self._sample
 
     def action_masks(self) -> np.ndarray:
         """bool [W]: the workers with room for the current sample (never all False)."""

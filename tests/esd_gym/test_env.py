@@ -118,6 +118,16 @@ def test_different_seeds_start_elsewhere(data_dir):
     assert len(starts) > 1
 
 
+def test_public_batch_accessors(data_dir):
+    env = gym.make("esd_gym/Dispatch-v0", **short_kwargs("ml100k-8w-hetero-v0", data_dir)).unwrapped
+    assert env.dispatch_context is None
+    env.reset(seed=0)
+    assert env.dispatch_context.batch.size == 16
+    assert env.sample_index == 0
+    env.step(0)
+    assert env.sample_index == 1
+
+
 def test_reset_option_sets_start(data_dir):
     env = gym.make("esd_gym/Dispatch-v0", **short_kwargs("ml100k-8w-hetero-v0", data_dir))
     env.reset(seed=0, options={"start": 123})
