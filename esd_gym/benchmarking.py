@@ -1,8 +1,8 @@
 """Step rate of the per-sample environment beside Gymnasium's CartPole-v1, measured in one process.
 
-``esd-gym bench env`` prints these figures. Both environments are created with ``gymnasium.make`` (so both carry
-Gymnasium's default wrappers) and stepped with pre-drawn uniform random actions; a full worker's action is then
-redirected by the default ``invalid_action="penalize"``, and episode resets are included in the time. The
+``esd-gym bench env`` prints these figures. Both environments are created with ``gymnasium.make``, so both carry
+Gymnasium's default wrappers, and are stepped with pre-drawn uniform random actions. The default
+``invalid_action="penalize"`` redirects an action on a full worker, and episode resets count in the time. The
 measurements are interleaved over several rounds and the best round of each counts, which damps the noise of other
 processes on the machine.
 """

@@ -499,7 +499,7 @@ class DispatchBatchEnv(_ScenarioEnv):
 
     ## Rewards
 
-    Minus the batch's realised embedding transmission cost divided by ``cost_scale_s``; the last step also
+    Minus the batch's realised embedding transmission cost divided by ``cost_scale_s``. The last step also
     subtracts the flush cost, so the return is minus the episode's cost / ``cost_scale_s``.
 
     ## Starting State, Episode End

@@ -351,8 +351,8 @@ class Scenario:
     def build_cluster(self, rng: np.random.Generator | None = None) -> Cluster:
         """Build the cluster; a dynamic scenario draws its bandwidth traces from ``rng`` (required then).
 
-        NOTE: the drawn traces are set on the returned :class:`Cluster` only; its ``config`` keeps empty
-        ``bandwidth_trace`` lists, because validating thousands of steps per reset would dominate ``reset``.
+        NOTE: the drawn traces are set on the returned :class:`Cluster` only, and its ``config`` keeps empty
+        ``bandwidth_trace`` lists. Validating thousands of steps per reset would dominate ``reset``.
         """
         cluster = self._static_cluster()
         if self.spec.cluster.bandwidth_dynamics is None:
