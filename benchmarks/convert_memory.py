@@ -3,9 +3,10 @@
 For every requested line count the script writes a Criteo-style TSV (label, 13 integers, 26 hexadecimal categorical
 values, some fields empty). It then runs ``esd-gym data convert`` on it in a child process and reads the child's
 peak resident set size from ``os.wait4``. The files are generated in another child process, because a child's peak
-includes the memory that it shares with this process between fork and exec. The categorical values are drawn with the project's Zipf generator from
-tables of at most ``--max-rows`` rows, so the vocabularies stop growing early and any growth of the peak with the file
-length would come from the conversion itself.
+includes the memory that it shares with this process between fork and exec.
+
+The categorical values are drawn with the project's Zipf generator from tables of at most ``--max-rows`` rows, so the
+vocabularies stop growing early and any growth of the peak with the file length would come from the conversion.
 
 Usage: python benchmarks/convert_memory.py [--lines 500000 2000000] [--max-rows 10000] [--work-dir DIR]
 """

@@ -48,7 +48,9 @@ def detect_format(source: str | Path) -> str:
     )
 
 
-def convert_dataset(source: str | Path, output: str | Path, format: str | None = None, **options: Any) -> ConversionReport:
+def convert_dataset(
+    source: str | Path, output: str | Path, format: str | None = None, **options: Any
+) -> ConversionReport:
     """Convert ``source`` to a trace at ``output`` with the reader of ``format`` (detected when None).
 
     ``options`` go to the reader: :func:`~esd_gym.workload.recbole.convert_recbole`,

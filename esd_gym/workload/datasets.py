@@ -218,7 +218,8 @@ def _extract_recbole_archive(archive: Path, staging: Path) -> None:
 def _verify(directory: Path, origin: str) -> None:
     bad = _mismatches(directory)
     if bad:
-        raise DataError(f"checksum mismatch for {', '.join(bad)} from {origin}; expected the files of {RECBOLE_REQUIREMENT}")
+        names = ", ".join(bad)
+        raise DataError(f"checksum mismatch for {names} from {origin}; expected the files of {RECBOLE_REQUIREMENT}")
 
 
 def _check_grouplens_md5(archive: bytes, origin: str) -> None:
@@ -244,7 +245,8 @@ def _atomic_from_grouplens(archive: bytes, staging: Path) -> None:
     ratings = [line.split("\t") for line in texts["u.data"].splitlines() if line]
     inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"] + ["\t".join(row) for row in ratings]
     users = [line.split("|") for line in texts["u.user"].splitlines() if line]
-    user = ["user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token"] + ["\t".join(row) for row in users]
+    user = ["user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token"]
+    user += ["\t".join(row) for row in users]
     item = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
     for line in texts["u.item"].splitlines():
         if not line:

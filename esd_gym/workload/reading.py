@@ -21,6 +21,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 
 from esd_gym.errors import ConfigError, TraceError
+from esd_gym.workload.vocab import value_keys
 
 __all__ = [
     "BadLines",
@@ -47,6 +48,8 @@ DEFAULT_BLOCK_BYTES = 1 << 20
 # field cannot widen the fixed-width arrays of a whole block.
 MAX_KEY_BYTES = 64
 _DIGEST_PREFIX = b"\x00#"
+# _LOW_BYTES_MASK[n] keeps the low n bytes of a 64-bit word.
+_LOW_BYTES_MASK = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
 
 
 @dataclass
@@ -94,7 +97,9 @@ class BadLines:
         line, column, what, value = min(problems)
         shown = value if len(value) <= 60 else value[:57] + "..."
         if self.on_bad_line == "error":
-            raise TraceError(f"{self.path}:{line}:{column}: {what} (got {shown!r}); pass --on-bad-line skip to skip such lines")
+            raise TraceError(
+                f"{self.path}:{line}:{column}: {what} (got {shown!r}); pass --on-bad-line skip to skip such lines"
+            )
         bad = np.unique(np.fromiter((problem[0] for problem in problems), dtype=np.int64, count=len(problems)))
         if self.skipped == 0:
             # Only the first bad line is logged, so a file of bad lines cannot flood the log; the count is reported.
@@ -122,7 +127,8 @@ def read_header(stream: BinaryIO, path: Path) -> str:
     line = stream.readline()
     if not line:
         raise TraceError(f"{path}: the file is empty")
-    return line.rstrip(b"\r\n").decode("utf-8", errors="replace")
+    # A byte-order mark, which some editors write, is not part of the first column's name.
+    return line.rstrip(b"\r\n").decode("utf-8", errors="replace").removeprefix("\ufeff")
 
 
 @dataclass
@@ -136,6 +142,7 @@ class FieldBlock:
     starts: np.ndarray
     ends: np.ndarray
     lines: np.ndarray
+    _words: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -155,6 +162,31 @@ class FieldBlock:
     def string_columns(self, columns: list[int]) -> np.ndarray:
         """Return several fields at once as an ``S`` array of shape (rows, len(columns)); see :meth:`strings`."""
         return _cut(self.buffer, self.starts[:, columns], self.ends[:, columns])
+
+    def key_columns(self, columns: list[int]) -> np.ndarray:
+        """Return the vocabulary keys (see :func:`~esd_gym.workload.vocab.value_keys`) of several fields at once.
+
+        A field of at most 8 bytes is read as one unaligned little-endian word and masked to its length, which gives
+        its key without building byte strings; longer fields go through :func:`value_keys`.
+        """
+        starts, ends = self.starts[:, columns], self.ends[:, columns]
+        lengths = ends - starts
+        words = self._shifted_words()
+        keys = words[starts & 7, starts >> 3]
+        keys &= _LOW_BYTES_MASK[np.minimum(lengths, 8)]
+        long_fields = lengths > 8
+        if long_fields.any():
+            keys[long_fields] = value_keys(_cut(self.buffer, starts[long_fields], ends[long_fields]))
+        return keys
+
+    def _shifted_words(self) -> np.ndarray:
+        """Return ``words`` with ``words[k, j]`` = the 8 bytes of the buffer from ``8·j + k`` as a little-endian word."""
+        if self._words is None:
+            count = len(self.buffer) // 8 + 1
+            padded = np.zeros(8 * count + 8, dtype=np.uint8)
+            padded[: len(self.buffer)] = self.buffer
+            self._words = np.stack([padded[k : k + 8 * count].view("<u8") for k in range(8)])
+        return self._words
 
     def tokens(self, column: int, separator: int) -> tuple[np.ndarray, np.ndarray]:
         """Split field ``column`` of every row at the byte ``separator``.
@@ -186,7 +218,7 @@ class FieldBlock:
 
     def select(self, keep: np.ndarray) -> "FieldBlock":
         """Return the rows where ``keep`` is true."""
-        return FieldBlock(self.buffer, self.starts[keep], self.ends[keep], self.lines[keep])
+        return FieldBlock(self.buffer, self.starts[keep], self.ends[keep], self.lines[keep], self._words)
 
 
 def _cut(buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -82,7 +82,8 @@ def _parse_header(path: Path, text: str) -> list[_Column]:
             raise TraceError(f"{path}:1:{index + 1}: a RecBole header entry has the form name:type (got {entry!r})")
         if kind not in FIELD_TYPES:
             raise TraceError(
-                f"{path}:1:{index + 1}: unknown field type {kind!r} of {name!r}; expected one of {', '.join(FIELD_TYPES)}"
+                f"{path}:1:{index + 1}: unknown field type {kind!r} of {name!r}; "
+                f"expected one of {', '.join(FIELD_TYPES)}"
             )
         columns.append(_Column(index, name, kind))
     names = [column.name for column in columns]
@@ -122,7 +123,7 @@ class _FeatureSet:
 def _token_ids(block: FieldBlock, column: _Column, vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
     """Return (ids per row, ids) of a token or token_seq column."""
     if column.kind == "token":
-        return np.ones(len(block), dtype=np.int64), vocabulary.lookup(block.strings(column.index))
+        return np.ones(len(block), dtype=np.int64), vocabulary.lookup_keys(block.key_columns([column.index]))
     counts, tokens = block.tokens(column.index, _SPACE)
     return counts, vocabulary.lookup(tokens)
 
@@ -133,7 +134,9 @@ def _float_values(block: FieldBlock, column: _Column, bad: BadLines) -> tuple[np
         return np.ones(len(block), dtype=np.int64), parse_numbers(block, column.index, column.name, np.float64, bad)
     counts, tokens = block.tokens(column.index, _SPACE)
     row_of_token = np.repeat(np.arange(len(block)), counts)
-    token_block = FieldBlock(block.buffer, block.starts[row_of_token], block.ends[row_of_token], block.lines[row_of_token])
+    token_block = FieldBlock(
+        block.buffer, block.starts[row_of_token], block.ends[row_of_token], block.lines[row_of_token]
+    )
     values = parse_numbers(token_block, column.index, column.name, np.float64, bad, values=tokens)
     empty = tokens == b""
     if empty.any():
@@ -171,12 +174,13 @@ def _load_side(path: Path, key: str, features: _FeatureSet, exclude: set[str], b
         keys: list[bytes] = []
         lengths: dict[int, list[np.ndarray]] = {c.index: [] for c in used}
         values: dict[int, list[np.ndarray]] = {c.index: [] for c in used}
+        key_index = by_name[key].index
         for block in iter_field_blocks(stream, path, b"\t", len(columns), 2, bad):
-            block_keys = block.strings(by_name[key].index).tolist()
+            block_keys = block.strings(key_index).tolist()
             seen: set[bytes] = set()
             for i, value in enumerate(block_keys):
                 if value in side.rows or value in seen:
-                    bad.add(int(block.lines[i]), by_name[key].index + 1, f"duplicate {key}", block.text(i, by_name[key].index))
+                    bad.add(int(block.lines[i]), key_index + 1, f"duplicate {key}", block.text(i, key_index))
                 seen.add(value)
             parsed = {column.index: _float_values(block, column, bad) for column in used if column.table is None}
             keep = ~np.isin(block.lines, bad.finish_block())
@@ -260,9 +264,9 @@ def convert_recbole(
     """Convert a RecBole atomic dataset to a trace at ``output``.
 
     Tables come in this order: the token columns of the ``.inter`` file, then those of the ``.user`` file, then those
-    of the ``.item`` file (each in header order, join columns once). Dense features follow the same order; a
-    ``float_seq`` column of the ``.inter`` file has as many values as on its first line. An empty token, and the features of a user or item
-    missing from its side file, map to each table's row for the empty value ("missing").
+    of the ``.item`` file (each in header order, join columns once). Dense features follow the same order, and a
+    ``float_seq`` column of the ``.inter`` file has as many values as on its first line. An empty token, and the
+    features of a user or item missing from its side file, map to each table's row for the empty value ("missing").
 
     :param source: see :func:`find_atomic_files`.
     :param label_field: float column of the ``.inter`` file that gives the label; ``"auto"`` picks ``label`` when
@@ -295,8 +299,10 @@ def convert_recbole(
             sides.append((by_name[key], _load_side(path, key, features, exclude, side_bad)))
             bad.skipped += side_bad.skipped
 
-        report = _stream_interactions(stream, inter_path, columns, used, label, label_threshold, sides, features, bad,
-                                      output, block_bytes, bytes_read, progress)
+        report = _stream_interactions(
+            stream, inter_path, columns, used, label, label_threshold, sides, features, bad, output, block_bytes,
+            bytes_read, progress,
+        )
     report.seconds = time.perf_counter() - started
     return report
 
@@ -320,10 +326,21 @@ def _choose_label(path: Path, by_name: dict[str, _Column], label_field: str | No
 
 
 def _stream_interactions(
-    stream, inter_path: Path, columns: list[_Column], used: list[_Column], label: _Column | None,
-    label_threshold: float | None, sides: list[tuple[_Column, _SideTable]], features: _FeatureSet, bad: BadLines,
-    output: Path, block_bytes: int, bytes_read, progress: ProgressCallback | None,
+    stream,
+    inter_path: Path,
+    columns: list[_Column],
+    used: list[_Column],
+    label: _Column | None,
+    label_threshold: float | None,
+    sides: list[tuple[_Column, _SideTable]],
+    features: _FeatureSet,
+    bad: BadLines,
+    output: Path,
+    block_bytes: int,
+    bytes_read,
+    progress: ProgressCallback | None,
 ) -> ConversionReport:
+    """Convert the interactions block by block, joining the side tables, and write the trace."""
     inter_floats = [column for column in used if column.table is None]
     missing_keys = 0
     writer: TraceWriter | None = None
@@ -371,7 +388,8 @@ def _stream_interactions(
                 missing_keys += unknown
                 for column in side.columns:
                     if column.table is not None:
-                        counts, ids = gather_segments(side.token_offsets[column.index], side.token_ids[column.index], rows)
+                        offsets, side_ids = side.token_offsets[column.index], side.token_ids[column.index]
+                        counts, ids = gather_segments(offsets, side_ids, rows)
                         fields.append((counts, ids, column.table))
                 if side.dense is not None:
                     dense[:, position : position + side.dense.shape[1]] = side.dense[rows]
@@ -384,7 +402,9 @@ def _stream_interactions(
         if writer is None:
             raise TraceError(f"{inter_path}: the file has a header but no interactions")
         if missing_keys:
-            logger.warning("%s: %d interactions have a user or item missing from its side file", inter_path, missing_keys)
+            logger.warning(
+                "%s: %d interactions have a user or item missing from its side file", inter_path, missing_keys
+            )
         if bad.skipped:
             logger.warning("%s: bad lines skipped: %d", inter_path, bad.skipped)
         sizes = [len(vocabulary) for vocabulary in features.vocabularies]

@@ -180,9 +180,9 @@ def _convert_flat(
             if count == 0:
                 continue
             ids = np.empty((count, num_tables), dtype=np.int64)
-            values = block.string_columns(layout.categorical)
+            keys = block.key_columns(layout.categorical)
             for t in range(num_tables):
-                ids[:, t] = vocabularies[t].lookup(values[:, t])
+                ids[:, t] = vocabularies[t].lookup_keys(keys[:, t])
             writer.append(
                 np.full(count, num_tables, dtype=np.int64),
                 ids.reshape(-1),

@@ -316,7 +316,8 @@ class TraceWriter:
         if dense is not None:
             dense = np.asarray(dense, dtype=np.float32)
             if dense.shape != (count, self.num_dense):
-                raise TraceError(f"{self.path}: dense chunk has shape {dense.shape}, expected ({count}, {self.num_dense})")
+                expected = (count, self.num_dense)
+                raise TraceError(f"{self.path}: dense chunk has shape {dense.shape}, expected {expected}")
             self._files["dense"].write(np.ascontiguousarray(dense).tobytes())
         if labels is not None:
             labels = np.asarray(labels, dtype=np.float32)
@@ -375,7 +376,8 @@ class TraceWriter:
                     f"{self.path}: {len(table_names)} table names for {len(offsets_table) - 1} tables"
                 )
             if not self.local_ids and self._max_id >= int(offsets_table[-1]):
-                raise TraceError(f"{self.path}: id {self._max_id} is beyond the tables (table_offsets ends at {int(offsets_table[-1])})")
+                limit = int(offsets_table[-1])
+                raise TraceError(f"{self.path}: id {self._max_id} is beyond the tables (table_offsets ends at {limit})")
 
         tmp_path = self._spill_dir / "trace.npz"
         with zipfile.ZipFile(tmp_path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
@@ -413,7 +415,8 @@ class TraceWriter:
             return
         # Read ids (8 bytes) and their tables (2 bytes) in step, one block of ids at a time.
         ids_per_block = _COPY_BLOCK // 8
-        with open(self._spill_dir / "ids.bin", "rb") as id_file, open(self._spill_dir / "tables.bin", "rb") as table_file:
+        id_path, table_path = self._spill_dir / "ids.bin", self._spill_dir / "tables.bin"
+        with open(id_path, "rb") as id_file, open(table_path, "rb") as table_file:
             while block := id_file.read(ids_per_block * 8):
                 local = np.frombuffer(block, dtype=np.int64)
                 tables = np.frombuffer(table_file.read(len(local) * 2), dtype=np.uint16)
@@ -436,7 +439,9 @@ class TraceWriter:
         info.external_attr = 0o644 << 16
         return info
 
-    def _write_member(self, archive: zipfile.ZipFile, name: str, dtype: np.dtype, shape: tuple[int, ...], blocks) -> None:
+    def _write_member(
+        self, archive: zipfile.ZipFile, name: str, dtype: np.dtype, shape: tuple[int, ...], blocks
+    ) -> None:
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
         expected = int(np.prod(shape)) * dtype.itemsize
         written = 0

@@ -92,7 +92,11 @@ class Vocabulary:
         Values are byte strings (``S`` arrays) or text; text is encoded as UTF-8, so ``"a"`` and ``b"a"`` are the
         same value.
         """
-        keys = value_keys(values)
+        return self.lookup_keys(value_keys(values))
+
+    def lookup_keys(self, keys: np.ndarray) -> np.ndarray:
+        """Return the int64 row index of every key computed by :func:`value_keys`, adding keys not seen before."""
+        keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
         if keys.size == 0:
             return np.zeros(0, dtype=np.int64)
         if self.max_size is not None:

@@ -1,4 +1,4 @@
-"""``esd-gym data``: fetch public datasets, convert dataset files to traces, summarise traces, generate synthetic ones."""
+"""``esd-gym data``: fetch datasets, convert dataset files to traces, summarise traces, generate synthetic ones."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--max-table-size", type=int, metavar="ROWS",
                          help="hash the values of every table into at most ROWS rows (like DLRM's --max-ind-range)")
     convert.add_argument("--label-field", default="auto",
-                         help="RecBole: float column that gives the label ('auto': label, else rating; 'none': no labels)")
+                         help="RecBole: float column that gives the label "
+                              "('auto': label, else rating; 'none': no labels)")
     convert.add_argument("--label-threshold", type=float, default=4.0,
                          help="RecBole: label is 1 when the label column is at least this (default 4, for ratings)")
     convert.add_argument("--raw-label", action="store_true", help="RecBole: keep the label column's value as it is")
@@ -112,6 +113,8 @@ def _progress(total: int | None, unit: str):
         TimeElapsedColumn(),
         console=error_console,
         transient=True,
+        # Redirected output (logs, CI) gets the summary line only.
+        disable=not error_console.is_terminal,
     )
 
 
