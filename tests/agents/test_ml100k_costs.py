@@ -62,10 +62,5 @@ def test_latency_floor_binds_every_dispatcher(costs):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the latency floor of 4.0 s is over 70 % of random's cost (about 5.36 s), so a 10 % cut must remove "
-    "about 40 % of the dispatch-dependent rest; the regret greedy reaches about 9.7 %",
-)
 def test_heuristic_ten_percent_below_random(costs):
     assert (costs["hybriddis-heuristic"] <= 0.9 * costs["random"]).all()
