@@ -36,6 +36,8 @@ CachePolicy = Literal["lru", "lfu", "static"]
 _EMPTY_INT = np.zeros(0, dtype=np.int64)
 # LFU ranks rows by use_count * _STAMP_LIMIT + last_used while recency stamps stay below it.
 _STAMP_LIMIT = 2**40
+# Slots allocated when a cache is created; the arrays double as rows arrive, up to the capacity.
+_INITIAL_SLOTS = 1024
 
 
 @dataclass(frozen=True)
@@ -77,30 +79,49 @@ class WorkerCache:
         self.clear()
 
     def clear(self) -> None:
-        self.ids = _EMPTY_INT.copy()
-        self.lag = _EMPTY_INT.copy()
-        self.pending = _EMPTY_INT.copy()
-        self.last_used = _EMPTY_INT.copy()
-        self.use_count = _EMPTY_INT.copy()
+        # Rows live in slots; per-row state is indexed by slot and never moves, so an iteration rewrites only the
+        # two arrays of the sorted index (ids and their slots) instead of five state arrays.
+        self.sorted_ids = _EMPTY_INT.copy()
+        self.sorted_slots = _EMPTY_INT.copy()
+        allocated = min(self.capacity_rows, _INITIAL_SLOTS)
+        self.slot_ids = np.zeros(allocated, dtype=np.int64)
+        self.lag = np.zeros(allocated, dtype=np.int64)
+        self.pending = np.zeros(allocated, dtype=np.int64)
+        self.last_used = np.zeros(allocated, dtype=np.int64)
+        self.use_count = np.zeros(allocated, dtype=np.int64)
+        self.occupied = np.zeros(allocated, dtype=bool)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The cached row ids, sorted."""
+        return self.sorted_ids
 
     @property
     def size(self) -> int:
-        return len(self.ids)
+        return len(self.sorted_ids)
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (ids, lag, pending) of every cached row, sorted by id (copies)."""
+        slots = self.sorted_slots
+        return self.sorted_ids.copy(), self.lag[slots], self.pending[slots]
 
     def locate(self, query_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (position, cached): where each query id sits in the cache arrays and whether it is there."""
+        """Return (slot, cached): the slot of each query id (meaningful where cached) and whether it is cached.
+
+        Slots index the per-row state arrays ``lag``, ``pending``, ``last_used`` and ``use_count``.
+        """
         if self.size == 0:
             return np.zeros(len(query_ids), dtype=np.int64), np.zeros(len(query_ids), dtype=bool)
-        position = np.searchsorted(self.ids, query_ids)
+        position = np.searchsorted(self.sorted_ids, query_ids)
         np.minimum(position, self.size - 1, out=position)
-        return position, self.ids[position] == query_ids
+        return self.sorted_slots[position], self.sorted_ids[position] == query_ids
 
     def freshness(self, query_ids: np.ndarray, staleness_bound: int) -> tuple[np.ndarray, np.ndarray]:
         """Return (cached, fresh), bool arrays over ``query_ids``."""
-        position, cached = self.locate(query_ids)
+        slot, cached = self.locate(query_ids)
         fresh = cached.copy()
         if cached.any():
-            fresh[cached] = self.lag[position[cached]] <= staleness_bound
+            fresh[cached] = self.lag[slot[cached]] <= staleness_bound
         return cached, fresh
 
     def cacheable(self, query_ids: np.ndarray) -> np.ndarray:
@@ -129,11 +150,11 @@ class WorkerCache:
         cacheable = self.cacheable(keys)
         to_insert = np.flatnonzero(absent & cacheable)
         free_slots = max(self.capacity_rows - self.size, 0)
-        pinned = np.zeros(self.size, dtype=bool)
+        pinned = np.zeros(len(self.occupied), dtype=bool)
         pinned[position[cached]] = True
         evicted = _EMPTY_INT
         if len(to_insert) > free_slots and self.policy != "static":
-            candidates = np.flatnonzero(~pinned)
+            candidates = self.sorted_slots[~pinned[self.sorted_slots]]
             num_evict = min(len(to_insert) - free_slots, len(candidates))
             if num_evict > 0:
                 evicted = candidates[self._eviction_order(candidates, num_evict)]
@@ -143,7 +164,7 @@ class WorkerCache:
 
         # Write-back set: dirty evicted rows.
         dirty = self.pending[evicted] > 0
-        write_back_ids = self.ids[evicted][dirty]
+        write_back_ids = self.slot_ids[evicted][dirty]
         write_back_amounts = self.pending[evicted][dirty]
 
         # Update the rows already cached: refresh stale copies, recency, use count, pending updates; rows past
@@ -163,11 +184,9 @@ class WorkerCache:
         new_pending = use_counts[inserted]
         new_pushed = new_pending > staleness_bound
 
-        # Remove the evicted rows, then insert the new ones (kept sorted by id).
+        # Free the evicted rows' slots, then fill free slots with the new rows.
         if len(evicted):
-            keep = np.ones(self.size, dtype=bool)
-            keep[evicted] = False
-            self._keep_rows(keep)
+            self._remove_rows(evicted)
         if len(inserted):
             self._insert_rows(keys[inserted], stamps[inserted], np.where(new_pushed, 0, new_pending))
 
@@ -199,20 +218,20 @@ class WorkerCache:
         pushed_ids, remote_amounts = pushed_ids[remote], remote_amounts[remote]
         if self.size == 0 or len(pushed_ids) == 0:
             return
-        position = np.searchsorted(self.ids, pushed_ids)
-        np.minimum(position, self.size - 1, out=position)
-        present = self.ids[position] == pushed_ids
-        np.add.at(self.lag, position[present], remote_amounts[present])
+        slot, present = self.locate(pushed_ids)
+        # Distinct ids sit in distinct slots, so a plain fancy-index update adds each amount once.
+        self.lag[slot[present]] += remote_amounts[present]
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
-        """Push every dirty row; return (ids, amounts) of the pushes."""
-        dirty = np.flatnonzero(self.pending > 0)
-        ids, amounts = self.ids[dirty].copy(), self.pending[dirty].copy()
+        """Push every dirty row; return (ids, amounts) of the pushes, ids sorted."""
+        dirty = self.sorted_slots[self.pending[self.sorted_slots] > 0]
+        ids, amounts = self.slot_ids[dirty].copy(), self.pending[dirty].copy()
         self.pending[dirty] = 0
         return ids, amounts
 
     def _eviction_order(self, candidates: np.ndarray, count: int) -> np.ndarray:
-        """Indices into ``candidates`` of the ``count`` rows to evict (LRU: oldest; LFU: least used, then oldest).
+        """Indices into ``candidates`` (slots) of the ``count`` rows to evict (LRU: oldest; LFU: least used, then
+        oldest).
 
         Recency stamps are distinct within a worker, so the keys below have no ties and a partial selection
         (``argpartition``, linear time) picks the same rows as a full sort would.
@@ -229,22 +248,38 @@ class WorkerCache:
             return np.arange(len(candidates))
         return np.argpartition(key, count - 1)[:count]
 
-    def _keep_rows(self, keep: np.ndarray) -> None:
-        self.ids = self.ids[keep]
-        self.lag = self.lag[keep]
-        self.pending = self.pending[keep]
-        self.last_used = self.last_used[keep]
-        self.use_count = self.use_count[keep]
+    def _remove_rows(self, slots: np.ndarray) -> None:
+        self.occupied[slots] = False
+        positions = np.searchsorted(self.sorted_ids, self.slot_ids[slots])
+        keep = np.ones(self.size, dtype=bool)
+        keep[positions] = False
+        self.sorted_ids = self.sorted_ids[keep]
+        self.sorted_slots = self.sorted_slots[keep]
 
     def _insert_rows(self, new_ids: np.ndarray, stamps: np.ndarray, pending: np.ndarray) -> None:
+        needed = self.size + len(new_ids)
+        if needed > len(self.occupied):
+            self._grow(needed)
+        slots = np.flatnonzero(~self.occupied)[: len(new_ids)]
+        self.occupied[slots] = True
+        self.slot_ids[slots] = new_ids
+        self.lag[slots] = 0
+        self.pending[slots] = pending
+        self.last_used[slots] = stamps
+        self.use_count[slots] = 1
+
         order = np.argsort(new_ids)
-        new_ids = new_ids[order]
-        at = np.searchsorted(self.ids, new_ids)
-        self.ids = np.insert(self.ids, at, new_ids)
-        self.lag = np.insert(self.lag, at, 0)
-        self.pending = np.insert(self.pending, at, pending[order])
-        self.last_used = np.insert(self.last_used, at, stamps[order])
-        self.use_count = np.insert(self.use_count, at, 1)
+        at = np.searchsorted(self.sorted_ids, new_ids[order])
+        self.sorted_ids = np.insert(self.sorted_ids, at, new_ids[order])
+        self.sorted_slots = np.insert(self.sorted_slots, at, slots[order])
+
+    def _grow(self, needed: int) -> None:
+        """Enlarge the slot arrays (doubling, at most to the capacity) so that ``needed`` rows fit."""
+        allocated = min(self.capacity_rows, max(needed, 2 * len(self.occupied)))
+        extra = allocated - len(self.occupied)
+        for name in ("slot_ids", "lag", "pending", "last_used", "use_count"):
+            setattr(self, name, np.concatenate((getattr(self, name), np.zeros(extra, dtype=np.int64))))
+        self.occupied = np.concatenate((self.occupied, np.zeros(extra, dtype=bool)))
 
 
 def most_frequent_ids(ids: np.ndarray, count: int) -> np.ndarray:

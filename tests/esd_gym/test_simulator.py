@@ -261,4 +261,5 @@ def test_lookups_see_ps_at_iteration_start():
     # does not see worker 1's push of the same iteration: both pull exactly once, and afterwards both lag again.
     report = simulator.step(make_batch([[1], [1]]), np.array([0, 1]))
     assert report.pulls.tolist() == [1, 1]
-    assert [cache.lag.tolist() for cache in simulator.caches] == [[1], [1]]
+    row = np.array([1])
+    assert [int(cache.lag[cache.locate(row)[0]][0]) for cache in simulator.caches] == [1, 1]

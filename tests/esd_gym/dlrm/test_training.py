@@ -115,12 +115,13 @@ def test_pending_gradients_follow_pending_counts():
     store = trainer.store
     for worker, cache in enumerate(trainer.simulator.caches):
         has_gradient = store.pending[worker].abs().amax(dim=1).numpy() > 0
-        pending_ids = cache.ids[cache.pending > 0]
+        ids, lag, pending = cache.rows()
+        pending_ids = ids[pending > 0]
         # A row has an accumulated gradient exactly when the simulator counts pending updates for it.
         assert set(np.flatnonzero(has_gradient).tolist()) <= set(pending_ids.tolist())
-        assert int(cache.pending.max(initial=0)) <= bound
+        assert int(pending.max(initial=0)) <= bound
         # A copy that no other worker has updated since its refresh is the master row plus its own pending steps.
-        current = cache.ids[cache.lag == 0]
+        current = ids[lag == 0]
         index = torch.from_numpy(current)
         expected = store.master[index] - store.lr * store.pending[worker, index]
         assert torch.allclose(store.copies[worker, index], expected, atol=1e-5)
