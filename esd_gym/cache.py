@@ -268,10 +268,12 @@ class WorkerCache:
         self.last_used[slots] = stamps
         self.use_count[slots] = 1
 
-        order = np.argsort(new_ids)
-        at = np.searchsorted(self.sorted_ids, new_ids[order])
-        self.sorted_ids = np.insert(self.sorted_ids, at, new_ids[order])
-        self.sorted_slots = np.insert(self.sorted_slots, at, slots[order])
+        # Merge into the sorted index. A stable sort of two sorted runs is a linear merge (timsort finds the runs).
+        by_id = np.argsort(new_ids)
+        all_ids = np.concatenate((self.sorted_ids, new_ids[by_id]))
+        all_slots = np.concatenate((self.sorted_slots, slots[by_id]))
+        order = np.argsort(all_ids, kind="stable")
+        self.sorted_ids, self.sorted_slots = all_ids[order], all_slots[order]
 
     def _grow(self, needed: int) -> None:
         """Enlarge the slot arrays (doubling, at most to the capacity) so that ``needed`` rows fit."""
