@@ -12,7 +12,6 @@ import gzip
 import hashlib
 import io
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,8 @@ __all__ = [
     "interleave_fields",
     "iter_field_blocks",
     "open_binary",
+    "parse_numbers",
+    "read_header",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,25 +86,25 @@ class BadLines:
         self.skipped = 0
         self._block: list[tuple[int, int, str, str]] = []
 
-    def add(self, line: int, column: int, what: str, value: str) -> None:
+    def add(self, line: int, column: int, message: str, value: str) -> None:
         """Record a problem at ``line`` (1-based) and ``column`` (1-based field number)."""
-        self._block.append((line, column, what, value))
+        self._block.append((line, column, message, value))
 
     def finish_block(self) -> np.ndarray:
         """Raise :class:`TraceError` for the earliest problem of the block, or return the sorted bad line numbers."""
         problems, self._block = self._block, []
         if not problems:
             return np.zeros(0, dtype=np.int64)
-        line, column, what, value = min(problems)
-        shown = value if len(value) <= 60 else value[:57] + "..."
+        line, column, message, value = min(problems)
+        excerpt = value if len(value) <= 60 else value[:57] + "..."
         if self.on_bad_line == "error":
             raise TraceError(
-                f"{self.path}:{line}:{column}: {what} (got {shown!r}); pass --on-bad-line skip to skip such lines"
+                f"{self.path}:{line}:{column}: {message} (got {excerpt!r}); pass --on-bad-line skip to skip such lines"
             )
         bad = np.unique(np.fromiter((problem[0] for problem in problems), dtype=np.int64, count=len(problems)))
         if self.skipped == 0:
             # Only the first bad line is logged, so a file of bad lines cannot flood the log; the count is reported.
-            logger.warning("%s:%d:%d: skipping bad line: %s (got %r)", self.path, line, column, what, shown)
+            logger.warning("%s:%d:%d: skipping bad line: %s (got %r)", self.path, line, column, message, excerpt)
         self.skipped += len(bad)
         return bad
 
@@ -113,12 +114,14 @@ def open_binary(path: Path) -> tuple[BinaryIO, Callable[[], int], int]:
 
     Returns the stream, a function giving the bytes of the file on disk consumed so far, and the size on disk.
     """
-    raw = open(path, "rb")
-    size = os.fstat(raw.fileno()).st_size
-    magic = raw.read(2)
-    raw.seek(0)
+    size = path.stat().st_size
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw.tell, size  # type: ignore[return-value]
+        compressed = gzip.open(path, "rb")
+        # Progress counts compressed bytes, so that it reaches the size on disk.
+        return compressed, compressed.fileobj.tell, size  # type: ignore[return-value]
+    raw = open(path, "rb")
     return raw, raw.tell, size
 
 
@@ -166,8 +169,8 @@ class FieldBlock:
     def key_columns(self, columns: list[int]) -> np.ndarray:
         """Return the vocabulary keys (see :func:`~esd_gym.workload.vocab.value_keys`) of several fields at once.
 
-        A field of at most 8 bytes is read as one unaligned little-endian word and masked to its length, which gives
-        its key without building byte strings; longer fields go through :func:`value_keys`.
+        A field of at most 8 bytes is read as one unaligned little-endian word and masked to its length. That word is
+        its key, so no byte strings are built. Longer fields go through :func:`value_keys`.
         """
         starts, ends = self.starts[:, columns], self.ends[:, columns]
         lengths = ends - starts

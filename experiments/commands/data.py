@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.set_defaults(handler=_reporting_os_errors(run_fetch))
 
     convert = commands.add_parser("convert", parents=[data_dir], help="convert a dataset file to a binary trace")
-    convert.add_argument("source", help="file or directory to convert, or the name of a fetched dataset (ml-100k)")
+    convert.add_argument("source", help="file or directory to convert, or a dataset name (ml-100k), fetched when missing")
     convert.add_argument("-o", "--output", type=Path, required=True, help="trace file to write (.npz)")
     convert.add_argument("--format", choices=("recbole", "criteo", "avazu"), help="input format (default: detected)")
     convert.add_argument("--on-bad-line", choices=("error", "skip"), default="error",
@@ -196,7 +196,7 @@ def run_stats(args: argparse.Namespace) -> int:
     if trace.dense is not None:
         console.print(f"dense features: {trace.dense.shape[1]}")
     if trace.labels is not None:
-        console.print(f"labels: {float(trace.labels.mean()):.4f} mean")
+        console.print(f"label mean: {float(trace.labels.mean()):.4f}")
 
     table = Table("table", "rows", "distinct ids", "ids per sample", "top 1 % share", title="per table")
     for entry in stats.tables:
