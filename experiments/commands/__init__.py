@@ -12,6 +12,9 @@ COMMAND_MODULES: dict[str, str] = {
     "simulate": "experiments.commands.simulate",
     "replay": "experiments.commands.replay",
     "scenarios": "experiments.commands.scenarios",
+    "train": "experiments.commands.train",
+    "evaluate": "experiments.commands.evaluate",
+    "compare": "experiments.commands.compare",
     "train-dlrm": "experiments.commands.train_dlrm",
     "bench": "experiments.commands.bench",
 }
