@@ -11,6 +11,7 @@ plots under ``plots/<scenario>/`` and TensorBoard logs under ``tensorboard/<scen
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,11 +186,18 @@ class CompareResult:
     wall_time_s: float
 
 
-def _train_agents(resolved: ResolvedCompare, console: Any) -> dict[tuple[str, str], Path]:
-    """Train every learned agent of every scenario (or reuse a finished identical run); return the model paths."""
-    from experiments.train import train
+def _train_agents(
+    resolved: ResolvedCompare, console: Any, progress: bool
+) -> tuple[dict[tuple[str, str], Path], list[str]]:
+    """Train every learned agent of every scenario, or reuse a finished run with the same resolved config.
+
+    :returns: the model path of each (agent, scenario) and one line per training for ``results.md``.
+    """
+    from experiments.train import latest_checkpoint, train
 
     models: dict[tuple[str, str], Path] = {}
+    notes: list[str] = []
+    sources = {entry.name: entry.train for entry in resolved.config.agents}
     for (agent, scenario), train_config in resolved.training.items():
         run_dir = resolved.run_dir / "train" / agent / scenario
         model_path = run_dir / "model.zip"
@@ -199,14 +207,23 @@ def _train_agents(resolved: ResolvedCompare, console: Any) -> dict[tuple[str, st
             if saved.read_text(encoding="utf-8") == expected:
                 logger.info("reusing the trained model %s (same training config)", model_path)
                 models[(agent, scenario)] = model_path
+                checkpoint = latest_checkpoint(run_dir)
+                steps = checkpoint[2] if checkpoint is not None else train_config.n_timesteps
+                notes.append(
+                    f"{agent} on {scenario}: {train_config.algo} from {sources[agent]}, {steps} steps "
+                    "(model reused from an earlier run with the same training config)"
+                )
                 continue
         start = time.perf_counter()
-        result = train(train_config, run_dir=run_dir, overwrite=True, console=console)
-        logger.info(
-            "trained %s on %s: %d steps in %.0f s", agent, scenario, result.num_timesteps, time.perf_counter() - start
-        )
+        result = train(train_config, run_dir=run_dir, overwrite=True, progress=progress, console=console)
+        seconds = time.perf_counter() - start
+        logger.info("trained %s on %s: %d steps in %.0f s", agent, scenario, result.num_timesteps, seconds)
         models[(agent, scenario)] = result.model_path
-    return models
+        notes.append(
+            f"{agent} on {scenario}: {train_config.algo} from {sources[agent]}, {result.num_timesteps} steps "
+            f"trained in {seconds:.0f} s"
+        )
+    return models, notes
 
 
 def _build_agents(resolved: ResolvedCompare, scenario: str, models: dict[tuple[str, str], Path]) -> list[Any]:
@@ -238,7 +255,7 @@ def run_compare(resolved: ResolvedCompare, console: Any = None, progress: bool =
     (run_dir / "config.yaml").write_text(
         yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False), encoding="utf-8"
     )
-    models = _train_agents(resolved, console)
+    models, notes = _train_agents(resolved, console, progress)
 
     # Build every agent and environment first, so that a mismatch (a model for another worker count) stops the
     # comparison before the long evaluation.
@@ -250,6 +267,9 @@ def run_compare(resolved: ResolvedCompare, console: Any = None, progress: bool =
 
     results: list[EpisodeResult] = []
     tensorboard_dir = run_dir / "tensorboard" if config.tensorboard else None
+    if tensorboard_dir is not None and tensorboard_dir.exists():
+        # Logs of agents that an earlier run of this comparison had would otherwise stay in the overlay.
+        shutil.rmtree(tensorboard_dir)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -272,11 +292,6 @@ def run_compare(resolved: ResolvedCompare, console: Any = None, progress: bool =
     results_csv = run_dir / "results.csv"
     write_results_csv(results_csv, results)
     results_md = run_dir / "results.md"
-    notes = [
-        f"{entry.name}: trained with {entry.train}" + (f" and {entry.train_overrides}" if entry.train_overrides else "")
-        for entry in config.agents
-        if entry.train is not None
-    ]
     results_md.write_text(
         results_markdown(results, f"Comparison '{config.name}'", config.seeds, notes) + "\n", encoding="utf-8"
     )

@@ -172,18 +172,20 @@ def _line_plot(path: Path, agents: dict[str, list[EpisodeResult]], attribute: st
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    figure = Figure(figsize=(8, 4.8), layout="constrained")
+    figure = Figure(figsize=(9.5, 4.8), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    for colour, (agent, episodes) in zip(_colours(len(agents)), agents.items()):
+    for index, (colour, (agent, episodes)) in enumerate(zip(_colours(len(agents)), agents.items())):
         values = _per_iteration_mean(episodes, attribute)
-        axes.plot(np.arange(len(values)), values, label=agent, color=colour, linewidth=1.4)
+        # tab20 pairs a dark and a light shade of each hue; dashing every second line tells the pair apart.
+        style = "--" if len(agents) > 10 and index % 2 else "-"
+        axes.plot(np.arange(len(values)), values, label=agent, color=colour, linewidth=1.4, linestyle=style)
     axes.set_xlabel("iteration within the episode")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize="small", ncols=2 if len(agents) > 6 else 1)
+    figure.legend(loc="outside right upper", fontsize="small")
     figure.savefig(path, dpi=110)
 
 
@@ -192,7 +194,7 @@ def _traffic_plot(path: Path, agents: dict[str, list[EpisodeResult]], scenario: 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(10, 6.4), layout="constrained")
+    figure = Figure(figsize=(11.5, 6.4), layout="constrained")
     FigureCanvasAgg(figure)
     axes_down, axes_up = figure.subplots(2, 1, sharex=True)
     names = list(agents)
@@ -211,7 +213,7 @@ def _traffic_plot(path: Path, agents: dict[str, list[EpisodeResult]], scenario: 
     axes_down.set_title(f"{scenario}: per-worker traffic of the iterations (flush excluded)")
     for axes in (axes_down, axes_up):
         axes.grid(True, axis="y", alpha=0.3)
-    axes_down.legend(fontsize="small", ncols=2 if len(names) > 6 else 1)
+    figure.legend(loc="outside right upper", fontsize="small")
     figure.savefig(path, dpi=110)
 
 

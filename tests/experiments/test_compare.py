@@ -114,3 +114,19 @@ def test_compare_reference_agents_reproducible(tmp_path):
 
     assert without_wall_time(outputs[0]) == without_wall_time(outputs[1])
     assert len(without_wall_time(outputs[0])) == 1 + len(agents) * 2
+
+
+def test_compare_reuses_finished_training(tmp_path):
+    train_path = write_yaml(tmp_path / "short.yaml", tiny_train_config(n_timesteps=64, checkpoint_freq=0))
+    agents = ["random", {"name": "short", "train": str(train_path)}]
+    config_path = write_yaml(tmp_path / "again.yaml", tiny_compare_config(agents, tensorboard=False, plots=False))
+    arguments = ["compare", "--config", str(config_path), "--output-dir", str(tmp_path / "runs"), "--no-progress"]
+    run_dir = tmp_path / "runs" / "again"
+    model = run_dir / "train" / "short" / TINY_SCENARIO / "model.zip"
+
+    assert main(arguments) == 0
+    assert "64 steps trained in" in (run_dir / "results.md").read_text(encoding="utf-8")
+    first_model = model.read_bytes()
+    assert main(arguments) == 0
+    assert "model reused" in (run_dir / "results.md").read_text(encoding="utf-8")
+    assert model.read_bytes() == first_model
