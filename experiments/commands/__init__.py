@@ -1,7 +1,8 @@
 """Subcommands of ``esd-gym``: each module defines ``register(subparsers)`` and a handler taking parsed arguments.
 
-To add a subcommand, add a module here and list it in :data:`COMMAND_MODULES`; the CLI imports a module only when
-its subcommand runs, so a slow import (torch, stable-baselines3) does not slow down the others.
+To add a subcommand, add a module here and list it in :data:`COMMAND_MODULES`. The CLI imports every listed module
+to build its parser, so a module imports heavy packages (torch, stable-baselines3) inside its handler, where only
+the subcommand that runs pays for them.
 """
 
 from __future__ import annotations
