@@ -20,6 +20,12 @@ from esd_gym.errors import ConfigError
 
 __all__ = ["BandwidthStep", "Cluster", "ClusterConfig", "LinkConfig", "WorkerConfig", "load_cluster"]
 
+# Row counts, capacities and versions are stored as int64.
+_MAX_INT64 = 2**63 - 1
+# Largest byte size of a row, a row header or a request. A message is then at most 2^32 bytes, so the int64 byte
+# count of an iteration cannot overflow (and turn negative) below 2^31 transfers per worker.
+_MAX_BYTES = 2**31
+
 
 class LinkConfig(StrictModel):
     """The link between one worker and one parameter server."""
@@ -37,9 +43,11 @@ class BandwidthStep(StrictModel):
 
 
 class WorkerConfig(StrictModel):
-    cache_rows: int = Field(ge=0, description="cache capacity C_w, rows")
+    cache_rows: int = Field(ge=0, le=_MAX_INT64, description="cache capacity C_w, rows")
     compute_samples_per_s: float = Field(gt=0, allow_inf_nan=False, description="training speed r_w, samples/s")
-    capacity: int | None = Field(default=None, ge=0, description="most samples per iteration; default from r_w")
+    capacity: int | None = Field(
+        default=None, ge=0, le=_MAX_INT64, description="maximum samples per iteration; default from r_w"
+    )
     links: list[LinkConfig] = Field(min_length=1, description="one link per parameter server, in PS order")
     bandwidth_trace: list[BandwidthStep] = Field(default_factory=list)
 
@@ -55,14 +63,18 @@ class WorkerConfig(StrictModel):
 class ClusterConfig(StrictModel):
     """The simulated system; every field is documented in README.md."""
 
-    row_bytes: int | None = Field(default=None, gt=0, description="bytes of one embedding row")
-    embedding_dim: int | None = Field(default=None, gt=0, description="row = 4 bytes × dim (float32)")
+    row_bytes: int | None = Field(default=None, gt=0, le=_MAX_BYTES, description="bytes of one embedding row")
+    embedding_dim: int | None = Field(
+        default=None, gt=0, le=_MAX_BYTES // 4, description="row = 4 bytes × dim (float32)"
+    )
     num_ps: int = Field(default=1, ge=1)
     sharding: Literal["mod", "range"] = "mod"
-    num_rows: int | None = Field(default=None, gt=0, description="size of the id space; needed by range sharding")
-    staleness_bound: int = Field(default=0, ge=0)
-    request_bytes_per_id: int = Field(default=16, ge=0)
-    row_header_bytes: int = Field(default=16, ge=0, description="key and version sent with each row")
+    num_rows: int | None = Field(
+        default=None, gt=0, le=_MAX_INT64, description="size of the id space; needed by range sharding"
+    )
+    staleness_bound: int = Field(default=0, ge=0, le=_MAX_INT64)
+    request_bytes_per_id: int = Field(default=16, ge=0, le=_MAX_BYTES)
+    row_header_bytes: int = Field(default=16, ge=0, le=_MAX_BYTES, description="key and version sent with each row")
     cache_policy: Literal["lru", "lfu", "static"] = "lru"
     overlap_compute: bool = False
     dense_bytes: int = Field(default=0, ge=0, description="dense parameters all-reduced per iteration, bytes")

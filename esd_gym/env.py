@@ -52,6 +52,11 @@ def _segment_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return result
 
 
+def _is_real(value: Any) -> bool:
+    """Return whether ``value`` is a real number (int, float or a NumPy scalar of them) and not a boolean."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def _squash(x: np.ndarray | float) -> np.ndarray | float:
     """Map [0, inf) onto [0, 1): x / (1 + x)."""
     return x / (1.0 + x)
@@ -106,13 +111,15 @@ class _ScenarioEnv(gym.Env):
     # -- episode ---------------------------------------------------------------------------------------------
 
     def _reset_episode(self, seed: int | None, options: dict[str, Any] | None) -> None:
+        if options is not None and not isinstance(options, dict):
+            raise ConfigError(f"options: must be a dict such as {{'start': 0}} or None (got {options!r})")
         super().reset(seed=seed)
         needed = self.batch_size * self.episode_iterations
         last_start = self._trace.num_samples - needed
         start = (options or {}).get("start")
         if start is None:
             start = int(self.np_random.integers(0, last_start + 1))
-        elif not (isinstance(start, (int, np.integer)) and 0 <= start <= last_start):
+        elif not (isinstance(start, (int, np.integer)) and not isinstance(start, bool) and 0 <= start <= last_start):
             raise ConfigError(f"options['start']: must be an integer sample index in 0..{last_start} (got {start!r})")
         self._start_sample = int(start)
         if self.scenario.dynamic:
@@ -296,8 +303,11 @@ class DispatchEnv(_ScenarioEnv):
     ) -> None:
         if invalid_action not in ("penalize", "raise"):
             raise ConfigError(f"invalid_action: must be 'penalize' or 'raise' (got {invalid_action!r})")
-        if not (np.isfinite(invalid_action_penalty) and invalid_action_penalty >= 0):
-            raise ConfigError(f"invalid_action_penalty: must be finite and non-negative (got {invalid_action_penalty})")
+        penalty_valid = _is_real(invalid_action_penalty) and np.isfinite(invalid_action_penalty)
+        if not (penalty_valid and invalid_action_penalty >= 0):
+            raise ConfigError(
+                f"invalid_action_penalty: must be a finite, non-negative number (got {invalid_action_penalty!r})"
+            )
         super().__init__(scenario, render_mode, data_dir, overrides)
         self.invalid_action = invalid_action
         self.invalid_action_penalty = float(invalid_action_penalty)
@@ -531,8 +541,8 @@ class DispatchBatchEnv(_ScenarioEnv):
         data_dir: str | None = None,
         **overrides: Any,
     ) -> None:
-        if not (np.isfinite(adjust_scale) and adjust_scale >= 0):
-            raise ConfigError(f"adjust_scale: must be finite and non-negative (got {adjust_scale})")
+        if not (_is_real(adjust_scale) and np.isfinite(adjust_scale) and adjust_scale >= 0):
+            raise ConfigError(f"adjust_scale: must be a finite, non-negative number (got {adjust_scale!r})")
         super().__init__(scenario, render_mode, data_dir, overrides)
         workers = self.num_workers
         self.adjust_s_per_unit = float(adjust_scale) * self.cost_scale_s / self.batch_size

@@ -8,7 +8,9 @@ exactly once.
 from __future__ import annotations
 
 import csv
+import io
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,35 +35,19 @@ def read_assignments(path: str | os.PathLike[str], num_samples: int, num_workers
     path = Path(path)
     if not path.is_file():
         raise AssignmentError(f"{path}: assignments file not found")
-    samples: list[int] = []
-    workers: list[int] = []
-    line_of_sample: dict[int, int] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise AssignmentError(f"{path}: file is empty (expected the header 'sample,worker')")
-        if [cell.strip() for cell in header] != ["sample", "worker"]:
-            raise AssignmentError(f"{path}:1: header must be 'sample,worker' (got {','.join(header)!r})")
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) != 2:
-                raise AssignmentError(f"{path}:{line}: expected 2 cells 'sample,worker', got {len(row)}: {row!r}")
-            sample = _parse_int(row[0], path, line, column=1, name="sample")
-            worker = _parse_int(row[1], path, line, column=2, name="worker")
-            if not 0 <= sample < num_samples:
-                raise AssignmentError(f"{path}:{line}: sample {sample} is outside the trace (0..{num_samples - 1})")
-            if not 0 <= worker < num_workers:
-                raise AssignmentError(f"{path}:{line}: worker {worker} is outside 0..{num_workers - 1}")
-            if sample in line_of_sample:
-                raise AssignmentError(
-                    f"{path}:{line}: sample {sample} is placed twice (first at line {line_of_sample[sample]})"
-                )
-            line_of_sample[sample] = line
-            samples.append(sample)
-            workers.append(worker)
+    raw = path.read_bytes()
+    try:
+        # utf-8-sig drops the byte-order mark that spreadsheet programs put before the header.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise AssignmentError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[error.start]:02x})") from None
+    del raw
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        samples, workers = _read_rows(reader, path, num_samples, num_workers)
+    except csv.Error as error:
+        raise AssignmentError(f"{path}:{reader.line_num}: malformed CSV ({error})") from None
     if len(samples) < num_samples:
         placed = np.zeros(num_samples, dtype=bool)
         placed[samples] = True
@@ -72,11 +58,58 @@ def read_assignments(path: str | os.PathLike[str], num_samples: int, num_workers
     return np.array(samples, dtype=np.int64), np.array(workers, dtype=np.int64)
 
 
+# A decimal integer in ASCII digits. Python's int() would also take "1_000" and digits of other scripts.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+# Maximum characters of a cell or row shown in a message.
+_SHOWN_CHARS = 60
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _read_rows(reader, path: Path, num_samples: int, num_workers: int) -> tuple[list[int], list[int]]:
+    """Check the header and every row of a dispatch log; return its samples and workers in dispatch order."""
+    header = next(reader, None)
+    if header is None:
+        raise AssignmentError(f"{path}: file is empty (expected the header 'sample,worker')")
+    if [cell.strip() for cell in header] != ["sample", "worker"]:
+        raise AssignmentError(f"{path}:1: header must be 'sample,worker' (got {_shorten(','.join(header))!r})")
+    samples: list[int] = []
+    workers: list[int] = []
+    line_of_sample: dict[int, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise AssignmentError(
+                f"{path}:{line}: expected 2 cells 'sample,worker', got {len(row)}: {_shorten(repr(row))}"
+            )
+        sample = _parse_int(row[0], path, line, column=1, name="sample")
+        worker = _parse_int(row[1], path, line, column=2, name="worker")
+        if not 0 <= sample < num_samples:
+            raise AssignmentError(f"{path}:{line}: sample {sample} is outside the trace (0..{num_samples - 1})")
+        if not 0 <= worker < num_workers:
+            raise AssignmentError(f"{path}:{line}: worker {worker} is outside 0..{num_workers - 1}")
+        if sample in line_of_sample:
+            raise AssignmentError(
+                f"{path}:{line}: sample {sample} is placed twice (first at line {line_of_sample[sample]})"
+            )
+        line_of_sample[sample] = line
+        samples.append(sample)
+        workers.append(worker)
+    return samples, workers
+
+
 def _parse_int(cell: str, path: Path, line: int, column: int, name: str) -> int:
-    try:
-        return int(cell.strip())
-    except ValueError:
-        raise AssignmentError(f"{path}:{line}:{column}: {name} must be an integer (got {cell!r})") from None
+    text = cell.strip()
+    if not _INTEGER.fullmatch(text):
+        raise AssignmentError(f"{path}:{line}:{column}: {name} must be an integer (got {_shorten(cell)!r})")
+    # int() refuses strings of more than 4300 digits; a number above 19 digits is beyond any trace or cluster.
+    if len(text.lstrip("+-").lstrip("0")) > 19:
+        raise AssignmentError(f"{path}:{line}:{column}: {name} {_shorten(text)} is too large")
+    return int(text)
 
 
 def check_ids_in_range(trace: Trace, cluster: Cluster) -> None:

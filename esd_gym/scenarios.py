@@ -31,7 +31,7 @@ from pydantic import Field
 
 from esd_gym.cache import most_frequent_ids
 from esd_gym.cluster import Cluster, ClusterConfig, LinkConfig, WorkerConfig
-from esd_gym.config import StrictModel, load_yaml, validate_config
+from esd_gym.config import StrictModel, format_validation_error, load_yaml, validate_config
 from esd_gym.errors import ConfigError, DataError
 from esd_gym.workload.datasets import dataset_is_present, dataset_trace_path, default_data_dir
 from esd_gym.workload.synthetic import SyntheticConfig, generate_trace
@@ -208,7 +208,7 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def get_scenario_spec(name: str, **overrides: Any) -> ScenarioSpec:
+def get_scenario_spec(name: str, /, **overrides: Any) -> ScenarioSpec:
     """Return the validated spec of scenario ``name`` with ``overrides`` merged in.
 
     Nested fields merge key by key (``cluster={"num_workers": 4}`` keeps the other cluster fields); a ``trace``
@@ -370,6 +370,14 @@ class Scenario:
         workers = spec.num_workers
         down = _per_worker(spec.downlink_mbps, workers) * MEGABIT_BYTES
         rates = _per_worker(spec.compute_samples_per_s, workers)
+        try:
+            return self._cluster_config_from(spec, down, rates)
+        except pydantic.ValidationError as error:
+            # A valid spec can still derive an invalid value, e.g. a downlink so large that bytes/s overflow.
+            raise ConfigError(format_validation_error(error, f"scenario {self.name}: derived cluster")) from None
+
+    def _cluster_config_from(self, spec: ClusterSpec, down: np.ndarray, rates: np.ndarray) -> ClusterConfig:
+        workers = spec.num_workers
         return ClusterConfig(
             embedding_dim=spec.embedding_dim,
             num_ps=spec.num_ps,
@@ -418,7 +426,7 @@ class Scenario:
         return np.arange(steps) * dynamics.interval_s, 10.0**log_factor
 
 
-def load_scenario(name: str, data_dir: str | os.PathLike[str] | None = None, **overrides: Any) -> Scenario:
+def load_scenario(name: str, /, data_dir: str | os.PathLike[str] | None = None, **overrides: Any) -> Scenario:
     """Load scenario ``name`` with ``overrides``: validate the spec, then read, fetch or generate its trace.
 
     The trace is cached per process, so environments of one process share it.
