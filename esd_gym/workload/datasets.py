@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import os
 import re
 import shutil
@@ -24,7 +25,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from esd_gym.errors import DataError
+from esd_gym.errors import ConfigError, DataError
 
 __all__ = [
     "DATASETS",
@@ -116,6 +117,9 @@ def fetch_dataset(
     :raises DataError: when every download failed or a checksum does not match.
     """
     target = dataset_dir(name, data_dir)
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        # urllib would raise a bare ValueError for a negative timeout, and 0 means non-blocking sockets.
+        raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if dataset_is_present(name, data_dir):
         logger.info("%s is already present in %s", name, target)
         return target

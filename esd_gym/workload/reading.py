@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import logging
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,9 +126,21 @@ def open_binary(path: Path) -> tuple[BinaryIO, Callable[[], int], int]:
     return raw, raw.tell, size
 
 
+# Exceptions that reading a truncated or damaged gzip file raises.
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _read_checked(read: Callable[[], bytes], path: Path) -> bytes:
+    """Call ``read``; raise :class:`TraceError` naming ``path`` when its gzip data is truncated or corrupt."""
+    try:
+        return read()
+    except _GZIP_ERRORS as error:
+        raise TraceError(f"{path}: the gzip data is truncated or corrupt ({error})") from None
+
+
 def read_header(stream: BinaryIO, path: Path) -> str:
     """Read the first line of ``stream`` as text without its line end; raise when the file is empty."""
-    line = stream.readline()
+    line = _read_checked(stream.readline, path)
     if not line:
         raise TraceError(f"{path}: the file is empty")
     # A byte-order mark, which some editors write, is not part of the first column's name.
@@ -263,7 +276,7 @@ def iter_field_blocks(
     line = first_line
     carry = b""
     while True:
-        data = stream.read(block_bytes)
+        data = _read_checked(lambda: stream.read(block_bytes), path)
         if data:
             data = carry + data
             cut = data.rfind(b"\n")

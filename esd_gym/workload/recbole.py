@@ -10,6 +10,7 @@ interaction on the user and item id columns. The ``.inter`` file is streamed blo
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,6 +278,9 @@ def convert_recbole(
     :raises TraceError: on a malformed header, or on a bad line when ``on_bad_line="error"``; no output is left then.
     """
     started = time.perf_counter()
+    if label_threshold is not None and not math.isfinite(label_threshold):
+        # Every comparison with NaN is false, so every label would be 0.
+        raise ConfigError(f"label threshold must be a finite number, got {label_threshold}")
     inter_path, user_path, item_path = find_atomic_files(source)
     exclude = set(exclude_fields)
     bad = BadLines(inter_path, on_bad_line)
@@ -298,6 +302,11 @@ def convert_recbole(
             side_bad = BadLines(path, on_bad_line)
             sides.append((by_name[key], _load_side(path, key, features, exclude, side_bad)))
             bad.skipped += side_bad.skipped
+        if not features.table_names:
+            raise ConfigError(
+                f"{inter_path}: no token column is left to make an embedding table "
+                f"(excluded: {', '.join(sorted(exclude)) or 'none'})"
+            )
 
         report = _stream_interactions(
             stream, inter_path, columns, used, label, label_threshold, sides, features, bad, output, block_bytes,

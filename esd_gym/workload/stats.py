@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from esd_gym.errors import ConfigError
 from esd_gym.workload.trace import Trace
 
-__all__ = ["TableStats", "TraceStats", "compute_stats", "plot_rank_frequency"]
+__all__ = ["TableStats", "TraceStats", "check_plot_path", "compute_stats", "plot_rank_frequency"]
 
 # Ids read per step, so that a memory-mapped trace is never loaded whole.
 _CHUNK_IDS = 1 << 22
@@ -33,6 +34,8 @@ class TraceStats:
     """Statistics of a trace.
 
     ``top_share`` is the share of all lookups that go to the most frequent 1 % of the distinct ids (at least one id).
+    ``counts`` contains the lookups of every row of the id space, indexed by id, or of the distinct ids only for a
+    trace without table offsets whose largest id exceeds its length (see :func:`compute_stats`).
     """
 
     num_samples: int
@@ -59,8 +62,10 @@ def _top_share(counts: np.ndarray, fraction: float) -> float:
 def compute_stats(trace: Trace, top_fraction: float = 0.01) -> TraceStats:
     """Count how often every id is looked up, reading the ids in chunks.
 
-    Memory is one counter per row of the id space (``table_offsets[-1]``, else the largest id + 1), 4 bytes each
-    while the trace has fewer than 2^32 ids.
+    Memory is one counter per row of the id space (``table_offsets[-1]``), 4 bytes each while the trace has fewer
+    than 2^32 ids. A trace without table offsets has one table up to its largest id; when that id space is larger
+    than the trace, ``counts`` contains the counts of the distinct ids only, as a counter per row could exhaust memory
+    (ids may be 64-bit hashes).
     """
     ids = trace.ids
     if trace.table_offsets is not None:
@@ -69,10 +74,13 @@ def compute_stats(trace: Trace, top_fraction: float = 0.01) -> TraceStats:
     else:
         num_rows = 1 + max((int(ids[i : i + _CHUNK_IDS].max()) for i in range(0, len(ids), _CHUNK_IDS)), default=-1)
         table_offsets = np.array([0, num_rows], dtype=np.int64)
-    counts = np.zeros(max(num_rows, 1), dtype=np.uint32 if len(ids) < 2**32 else np.int64)
-    for start in range(0, len(ids), _CHUNK_IDS):
-        unique, unique_counts = np.unique(np.asarray(ids[start : start + _CHUNK_IDS]), return_counts=True)
-        counts[unique] += unique_counts.astype(counts.dtype)
+    if trace.table_offsets is None and num_rows > len(ids):
+        counts = _distinct_id_counts(ids)
+    else:
+        counts = np.zeros(max(num_rows, 1), dtype=np.uint32 if len(ids) < 2**32 else np.int64)
+        for start in range(0, len(ids), _CHUNK_IDS):
+            unique, unique_counts = np.unique(np.asarray(ids[start : start + _CHUNK_IDS]), return_counts=True)
+            counts[unique] += unique_counts.astype(counts.dtype)
 
     names = trace.table_names or tuple(f"table_{t}" for t in range(len(table_offsets) - 1))
     tables = []
@@ -100,6 +108,18 @@ def compute_stats(trace: Trace, top_fraction: float = 0.01) -> TraceStats:
     )
 
 
+def _distinct_id_counts(ids: np.ndarray) -> np.ndarray:
+    """Lookups of every distinct id, int64, in id order; chunk results are merged so memory stays O(distinct ids)."""
+    distinct = np.zeros(0, dtype=np.int64)
+    counts = np.zeros(0, dtype=np.int64)
+    for start in range(0, len(ids), _CHUNK_IDS):
+        unique, unique_counts = np.unique(np.asarray(ids[start : start + _CHUNK_IDS]), return_counts=True)
+        merged, inverse = np.unique(np.concatenate((distinct, unique)), return_inverse=True)
+        counts = np.bincount(inverse, weights=np.concatenate((counts, unique_counts)), minlength=len(merged))
+        distinct, counts = merged, counts.astype(np.int64)
+    return counts
+
+
 def _rank_curve(counts: np.ndarray, points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """Return (rank, frequency) at up to ``points`` log-spaced ranks of the ids that occur."""
     frequencies = np.sort(counts[counts > 0])[::-1]
@@ -107,6 +127,24 @@ def _rank_curve(counts: np.ndarray, points: int = 2000) -> tuple[np.ndarray, np.
         return np.zeros(0), np.zeros(0)
     ranks = np.unique(np.geomspace(1, frequencies.size, num=min(points, frequencies.size)).astype(np.int64))
     return ranks, frequencies[ranks - 1]
+
+
+def check_plot_path(path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` as a Path; raise :class:`ConfigError` unless its suffix names an image format matplotlib writes.
+
+    Call it before the work that the plot ends, so that a bad path fails first.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(path)
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if path.is_dir():
+        raise ConfigError(f"{path}: the plot path is a directory; name an image file such as rank.png")
+    if path.suffix.lstrip(".").lower() not in formats:
+        raise ConfigError(
+            f"{path}: the plot file needs the suffix of an image format ({', '.join(formats)}), got {path.suffix!r}"
+        )
+    return path
 
 
 def plot_rank_frequency(

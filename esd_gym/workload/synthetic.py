@@ -58,7 +58,7 @@ class SyntheticConfig:
     :param label_signal: scale of the per-row effects in the label's logit; 0 makes labels independent of the ids.
     :param locality: probability that an id is a copy of a recent id of its table (0 to 1).
     :param locality_window: number of recent ids of a table that a copy is drawn from.
-    :param seed: seed of every random choice; the same config always gives the same trace.
+    :param seed: non-negative seed of every random choice; the same config always gives the same trace.
     """
 
     cardinalities: tuple[int, ...] = CRITEO_KAGGLE_CARDINALITIES
@@ -96,6 +96,8 @@ class SyntheticConfig:
             raise ConfigError(f"locality must lie between 0 and 1, got {self.locality}")
         if self.locality_window < 1:
             raise ConfigError(f"locality_window must be at least 1, got {self.locality_window}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must not be negative, got {self.seed}")
 
     def _per_table(self, name: str, value, kind) -> tuple:
         if isinstance(value, (int, float)):

@@ -20,10 +20,12 @@ chunk. :class:`TraceWriter` builds such a file from chunks of samples without ho
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,15 +109,53 @@ class Trace:
         if ids.size and ids.min() < 0:
             bad = int(np.argmin(ids))
             raise TraceError(f"{self.source}: id at position {bad} is negative: {int(ids[bad])}")
+        if self.table_offsets is not None:
+            self._validate_tables()
+        elif self.table_names is not None:
+            raise TraceError(f"{self.source}: 'table_names' is given without 'table_offsets'")
+
         if self.table_offsets is not None and ids.size:
             limit = int(self.table_offsets[-1])
             top = int(ids.max())
             if top >= limit:
                 raise TraceError(f"{self.source}: id {top} is beyond the tables (table_offsets ends at {limit})")
-        if self.dense is not None and len(self.dense) != self.num_samples:
-            raise TraceError(f"{self.source}: 'dense' has {len(self.dense)} rows for {self.num_samples} samples")
-        if self.labels is not None and len(self.labels) != self.num_samples:
-            raise TraceError(f"{self.source}: 'labels' has {len(self.labels)} entries for {self.num_samples} samples")
+
+        if self.dense is not None:
+            if self.dense.ndim != 2 or self.dense.dtype.kind not in "fiu":
+                raise TraceError(
+                    f"{self.source}: 'dense' must be a 2-d numeric array [samples, features], "
+                    f"got {self.dense.dtype}{self.dense.shape}"
+                )
+            if len(self.dense) != self.num_samples:
+                raise TraceError(f"{self.source}: 'dense' has {len(self.dense)} rows for {self.num_samples} samples")
+
+        if self.labels is not None:
+            if self.labels.ndim != 1 or self.labels.dtype.kind not in "fiub":
+                raise TraceError(
+                    f"{self.source}: 'labels' must be a 1-d numeric array, got {self.labels.dtype}{self.labels.shape}"
+                )
+            if len(self.labels) != self.num_samples:
+                raise TraceError(
+                    f"{self.source}: 'labels' has {len(self.labels)} entries for {self.num_samples} samples"
+                )
+
+    def _validate_tables(self) -> None:
+        table_offsets = self.table_offsets
+        if table_offsets.ndim != 1 or len(table_offsets) < 2 or table_offsets[0] != 0:
+            raise TraceError(
+                f"{self.source}: 'table_offsets' must be 1-d, start at 0 and name at least one table, "
+                f"got {np.asarray(table_offsets).tolist()}"
+            )
+        steps = np.diff(table_offsets)
+        if steps.min() < 0:
+            bad = int(np.argmin(steps))
+            raise TraceError(
+                f"{self.source}: 'table_offsets' decreases at table {bad}: "
+                f"{int(table_offsets[bad])} > {int(table_offsets[bad + 1])}"
+            )
+        tables = len(table_offsets) - 1
+        if self.table_names is not None and len(self.table_names) != tables:
+            raise TraceError(f"{self.source}: 'table_names' has {len(self.table_names)} names for {tables} tables")
 
 
 def save_trace(path: str | os.PathLike[str], trace: Trace) -> Path:
@@ -134,8 +174,12 @@ def save_trace(path: str | os.PathLike[str], trace: Trace) -> Path:
     if trace.table_names is not None:
         members["table_names"] = np.asarray(trace.table_names, dtype=str)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _check_output_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _output_error(path, error) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **members)
@@ -144,6 +188,18 @@ def save_trace(path: str | os.PathLike[str], trace: Trace) -> Path:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _check_output_path(path: Path) -> None:
+    """Raise :class:`TraceError` before any work when ``path`` is a directory (as ``""`` or ``.`` are)."""
+    if path.is_dir():
+        raise TraceError(f"{path}: the output path is a directory; name a .npz file")
+
+
+def _output_error(path: Path, error: OSError) -> OSError:
+    """Build the error of a failed write next to ``path``, naming ``path`` instead of a temporary file."""
+    reason = "a parent of it is a file, not a directory" if isinstance(error, FileExistsError) else error.strerror
+    return OSError(error.errno, f"cannot write the trace there ({reason})", str(path))
 
 
 def _memmap_member(path: Path, archive: zipfile.ZipFile, name: str) -> np.ndarray | None:
@@ -168,7 +224,28 @@ def _memmap_member(path: Path, archive: zipfile.ZipFile, name: str) -> np.ndarra
         array_start = raw.tell()
     if fortran_order or dtype.hasobject:
         return None
+    array_bytes = math.prod(shape) * dtype.itemsize
+    if array_start - data_start + array_bytes > info.file_size:
+        # np.memmap would map the bytes of the next member, or fail only when the file ends.
+        raise ValueError(f"truncated: {info.file_size} bytes are too few for the shape {shape} in its header")
     return np.memmap(path, dtype=dtype, mode="r", offset=array_start, shape=shape)
+
+
+# Exceptions that reading a damaged member raises: ValueError for a bad .npy header or object data, EOFError for a
+# short member, BadZipFile for a CRC mismatch or a broken zip entry, zlib.error for a broken compressed stream.
+_MEMBER_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+
+
+def _read_member(path: Path, arrays, archive: zipfile.ZipFile, name: str, mmap: bool) -> np.ndarray:
+    """Return member ``name`` of the ``.npz``, memory-mapped when asked and possible.
+
+    :raises TraceError: when the member is damaged or truncated.
+    """
+    try:
+        mapped = _memmap_member(path, archive, f"{name}.npy") if mmap else None
+        return mapped if mapped is not None else arrays[name]
+    except _MEMBER_ERRORS as error:
+        raise TraceError(f"{path}: member '{name}' is unreadable ({error})") from None
 
 
 def load_trace(path: str | os.PathLike[str], mmap: bool = True) -> Trace:
@@ -180,35 +257,42 @@ def load_trace(path: str | os.PathLike[str], mmap: bool = True) -> Trace:
     path = Path(path)
     if not path.is_file():
         raise TraceError(f"{path}: trace file not found")
+    # np.load would read a non-zip file as a single .npy array or as a pickle.
+    if not zipfile.is_zipfile(path):
+        raise TraceError(f"{path}: not a .npz archive (no zip directory found: another format, or a truncated file)")
     try:
         archive_arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise TraceError(f"{path}: not a readable .npz trace ({error})") from None
 
-    with archive_arrays:
+    with archive_arrays, zipfile.ZipFile(path) as archive:
         names = set(archive_arrays.files)
         for required in ("offsets", "ids"):
             if required not in names:
                 raise TraceError(f"{path}: member '{required}' is missing (found {sorted(names)})")
         arrays: dict[str, np.ndarray | None] = {}
-        with zipfile.ZipFile(path) as archive:
-            for name in ("offsets", "ids"):
-                mapped = _memmap_member(path, archive, f"{name}.npy") if mmap else None
-                arrays[name] = mapped if mapped is not None else archive_arrays[name]
-        for name in ("table_offsets", "dense", "labels"):
-            arrays[name] = archive_arrays[name] if name in names else None
-        table_names = tuple(str(x) for x in archive_arrays["table_names"]) if "table_names" in names else None
+        for name in ("offsets", "ids", "table_offsets", "dense", "labels", "table_names"):
+            if name in names:
+                arrays[name] = _read_member(path, archive_arrays, archive, name, mmap and name in ("offsets", "ids"))
+            else:
+                arrays[name] = None
 
     offsets, ids = arrays["offsets"], arrays["ids"]
     if offsets.dtype != np.int64 or ids.dtype != np.int64:
         raise TraceError(f"{path}: 'offsets' and 'ids' must be int64, got {offsets.dtype} and {ids.dtype}")
+    table_offsets = arrays["table_offsets"]
+    if table_offsets is not None and table_offsets.dtype.kind not in "iu":
+        raise TraceError(f"{path}: 'table_offsets' must be an integer array, got {table_offsets.dtype}")
+    table_names = arrays["table_names"]
+    if table_names is not None and table_names.ndim != 1:
+        raise TraceError(f"{path}: 'table_names' must be a 1-d array of names, got shape {table_names.shape}")
     return Trace(
         offsets=offsets,
         ids=ids,
-        table_offsets=None if arrays["table_offsets"] is None else np.asarray(arrays["table_offsets"], dtype=np.int64),
+        table_offsets=None if table_offsets is None else np.asarray(table_offsets, dtype=np.int64),
         dense=arrays["dense"],
         labels=arrays["labels"],
-        table_names=table_names,
+        table_names=None if table_names is None else tuple(str(name) for name in table_names),
         source=str(path),
     )
 
@@ -251,8 +335,14 @@ class TraceWriter:
         self.num_ids = 0
         self._max_id = -1
         self._closed = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._spill_dir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".parts", dir=self.path.parent))
+        _check_output_path(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._spill_dir = Path(
+                tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".parts", dir=self.path.parent)
+            )
+        except OSError as error:
+            raise _output_error(self.path, error) from None
         self._files = {name: open(self._spill_dir / f"{name}.bin", "wb") for name in self._spill_names()}
 
     def _spill_names(self) -> list[str]:
