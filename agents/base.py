@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import inspect
 import time
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pydantic
 
+from esd_gym.config import is_numeric_annotation
 from esd_gym.cost import PlanState
 from esd_gym.dispatch import DispatchContext
 from esd_gym.errors import AssignmentError, ConfigError
@@ -164,7 +167,34 @@ def make_dispatcher(name: str, **options: Any) -> Dispatcher:
     if unknown:
         valid = ", ".join(parameters) or "none"
         raise ConfigError(f"dispatcher {name!r} has no option {unknown[0]!r}; valid options: {valid}")
-    return factory(**options)
+    return factory(**_checked_options(name, factory, options))
+
+
+def _checked_options(name: str, factory: Callable[..., Dispatcher], options: dict[str, Any]) -> dict[str, Any]:
+    """Convert every option to the type its parameter declares, or raise :class:`ConfigError` naming it.
+
+    Options often come from YAML or ``KEY=VALUE`` text, so ``"0.5"`` becomes 0.5 (as in the configuration files),
+    while ``"abc"`` for a number, 2.5 for an integer or ``true`` for a number are errors.
+    """
+    try:
+        hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+    except (NameError, TypeError):
+        # Annotations that name types imported only for type checkers cannot be resolved; check nothing then.
+        hints = {}
+    checked = {}
+    for key, value in options.items():
+        annotation = hints.get(key)
+        if annotation is None:
+            checked[key] = value
+            continue
+        if isinstance(value, bool) and is_numeric_annotation(annotation):
+            raise ConfigError(f"dispatcher {name!r} option {key}: expected a number, not a boolean (got {value!r})")
+        try:
+            checked[key] = pydantic.TypeAdapter(annotation).validate_python(value)
+        except pydantic.ValidationError as error:
+            problem = error.errors(include_url=False)[0]["msg"]
+            raise ConfigError(f"dispatcher {name!r} option {key}: {problem} (got {value!r})") from None
+    return checked
 
 
 def _load_builtin_dispatchers() -> None:
