@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -19,6 +21,19 @@ console = Console(highlight=False, soft_wrap=True)
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by SIGTERM (from kill, timeout or a job scheduler) so that cleanup runs as it does for Ctrl-C.
+
+    Without it SIGTERM ends the process at once, leaving the temporary files of a half-written output behind.
+    """
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,14 +67,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
+    # Python may install signal handlers in the main thread only.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         result = args.handler(args)
     except EsdGymError as error:
         error_console.print(f"esd-gym {args.command}: error: {error}", markup=False)
         return EXIT_BAD_INPUT
+    except Terminated:
+        error_console.print(f"esd-gym {args.command}: terminated", markup=False)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         error_console.print(f"esd-gym {args.command}: interrupted", markup=False)
-        return 130
+        return EXIT_INTERRUPTED
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
     return int(result or 0)
 
 

@@ -39,6 +39,14 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int, int], None]
 
 
+def check_dispatchers(entries: list[DispatcherEntry]) -> None:
+    """Build every arm's dispatcher once, so that an unknown name or a bad option raises :class:`ConfigError` early."""
+    from agents.base import make_dispatcher
+
+    for entry in entries:
+        make_dispatcher(entry.name, **entry.options)
+
+
 def run_arm(
     config: DlrmRunConfig,
     entry: DispatcherEntry,
@@ -211,11 +219,15 @@ def run_comparison(
     from esd_gym.dlrm.run import write_points_csv
 
     run_dir = Path(runs_dir) / config.name
+    # Bad dispatcher options or data fail here, before the run directory exists and before any arm trains.
+    check_dispatchers(config.dispatchers)
+    first_seed = config.run.model_copy(update={"seed": config.seeds[0]})
+    inputs_by_seed = {config.seeds[0]: load_run_inputs(first_seed, trace=trace, data_dir=data_dir)}
     save_config(run_dir / "config.yaml", config.model_dump(mode="json"))
     results = []
     for seed in config.seeds:
         seeded = config.run.model_copy(update={"seed": seed})
-        inputs = load_run_inputs(seeded, trace=trace, data_dir=data_dir)
+        inputs = inputs_by_seed.pop(seed, None) or load_run_inputs(seeded, trace=trace, data_dir=data_dir)
         for entry in config.dispatchers:
             logger.info("training under %s, seed %d", entry.display_name, seed)
             results.append(run_arm(seeded, entry, inputs, run_dir, progress))

@@ -178,10 +178,12 @@ def run_convert(args: argparse.Namespace) -> int:
 def run_stats(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from esd_gym.workload.stats import compute_stats, plot_rank_frequency
+    from esd_gym.workload.stats import check_plot_path, compute_stats, plot_rank_frequency
     from esd_gym.workload.trace import load_trace
     from experiments.cli import console
 
+    if args.plot is not None:
+        check_plot_path(args.plot)
     trace = load_trace(args.trace)
     stats = compute_stats(trace)
     console.print(f"{args.trace}: {stats.num_samples:,} samples, {len(stats.tables)} tables, {stats.num_ids:,} ids")

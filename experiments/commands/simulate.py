@@ -42,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     dispatcher = make_dispatcher(args.dispatcher)
     if args.batch_size <= 0:
         raise ConfigError(f"--batch-size must be positive (got {args.batch_size})")
+    if args.iterations is not None and args.iterations <= 0:
+        raise ConfigError(f"--iterations must be positive (got {args.iterations})")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be non-negative (got {args.seed})")
     if not 0 <= args.start < trace.num_samples:
         raise ConfigError(f"--start must lie in 0..{trace.num_samples - 1} (got {args.start})")
 

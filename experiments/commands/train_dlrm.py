@@ -62,6 +62,8 @@ def _progress_bar():
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=error_console, transient=True,
+        # Off when stderr is redirected: a bar there only adds a blank line before any error message.
+        disable=not error_console.is_terminal,
     )
 
 
@@ -93,14 +95,16 @@ def _run_single(args: argparse.Namespace) -> int:
     from esd_gym.dlrm.inputs import load_run_inputs
     from esd_gym.dlrm.run import write_points_csv
     from experiments.cli import console
-    from experiments.dlrm_compare import run_arm, save_config
+    from experiments.dlrm_compare import check_dispatchers, run_arm, save_config
 
     config = _run_config(args)
     name = config.name or f"dlrm-{config.scenario}-{config.dispatcher}-seed{config.seed}"
     run_dir = args.runs_dir / name
+    entry = DispatcherEntry(name=config.dispatcher, options=config.dispatcher_options)
+    # Every input is checked before the run directory is created, so that bad input leaves nothing behind.
+    check_dispatchers([entry])
     inputs = load_run_inputs(config, data_dir=args.data_dir)
     save_config(run_dir / "config.yaml", config.model_dump(mode="json"))
-    entry = DispatcherEntry(name=config.dispatcher, options=config.dispatcher_options)
 
     with _progress_bar() as bar:
         task = bar.add_task(f"train-dlrm {entry.display_name}", total=config.iterations)
