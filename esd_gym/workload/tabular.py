@@ -219,7 +219,7 @@ def _parse_labels(block: FieldBlock, layout: _Layout, bad: BadLines) -> np.ndarr
     is_one = values == b"1"
     invalid = ~(is_one | (values == b"0"))
     for i in np.flatnonzero(invalid).tolist():
-        bad.add(int(block.lines[i]), column + 1, f"label {layout.names[column]} must be 0 or 1", block.text(i, column))
+        bad.add(int(block.lines[i]), column + 1, f"label column '{layout.names[column]}' must be 0 or 1", block.text(i, column))
     return is_one.astype(np.float32)
 
 
