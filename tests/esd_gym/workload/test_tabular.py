@@ -110,7 +110,7 @@ def test_criteo_reports_earliest_bad_line(tmp_path):
     bad_label = criteo_line(label="7")
     bad_int = criteo_line(ints=["q"] * 13)
     source = write(tmp_path / "day.tsv", [criteo_line(), bad_label, bad_int])
-    with pytest.raises(TraceError, match=r":2:1: label label must be 0 or 1 \(got '7'\)"):
+    with pytest.raises(TraceError, match=r":2:1: label column 'label' must be 0 or 1 \(got '7'\)"):
         convert_criteo(source, tmp_path / "out.npz")
 
 
@@ -217,7 +217,7 @@ def test_avazu_header_only_and_bad_click(tmp_path):
     with pytest.raises(TraceError, match="empty"):
         convert_avazu(header_only, tmp_path / "out.npz")
     bad = write(tmp_path / "bad.csv", ["id,click,hour", "1,0,14102100", "2,yes,14102100"])
-    with pytest.raises(TraceError, match=r"bad\.csv:3:2: label click must be 0 or 1 \(got 'yes'\)"):
+    with pytest.raises(TraceError, match=r"bad\.csv:3:2: label column 'click' must be 0 or 1 \(got 'yes'\)"):
         convert_avazu(bad, tmp_path / "out.npz")
     report = convert_avazu(bad, tmp_path / "out.npz", on_bad_line="skip")
     assert report.skipped_lines == 1
