@@ -79,8 +79,11 @@ def format_validation_error(error: pydantic.ValidationError, source: str) -> str
     message = first["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
+    if isinstance(first.get("input"), dict):
+        # A model-level check (e.g. links per worker vs num_ps) names its fields in the message itself.
+        return f"{source}: {message}" if not location else f"{source}: {field}: {message}"
     value = first.get("input")
-    shown = repr(value) if not isinstance(value, dict) else "{...}"
+    shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return f"{source}: {field}: {message} (got {shown})"
