@@ -342,6 +342,14 @@ class DispatchEnv(_ScenarioEnv):
         """bool [W]: the workers with room for the current sample (never all False)."""
         return self._room.copy()
 
+    def marginal_costs_s(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return (full, lookup-only) marginal cost of the current sample on each worker, float64 [W], seconds.
+
+        The full cost adds the cost model's expected push of the rows the placement adds; the lookup-only part is
+        what the next step's reward charges (times ``-1 / cost_scale_s``). Full workers are included.
+        """
+        return self._marginal[0].copy(), self._marginal[1].copy()
+
     def step(self, action):
         if self._needs_reset:
             raise ResetNeeded("call reset() before step(): no episode is running")

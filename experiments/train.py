@@ -277,12 +277,10 @@ class PerSamplePushReward(gymnasium.Wrapper):
 
     def step(self, action: Any) -> Any:
         base = self.env.unwrapped
-        # NOTE: reads DispatchEnv's private [2, W] table of the current sample's full and lookup-only marginal
-        # costs, because the environment exposes no public per-worker price of the pending placement.
-        marginal = base._marginal.copy()
+        full_s, lookup_s = base.marginal_costs_s()
         observation, reward, terminated, truncated, info = self.env.step(action)
         worker = int(info["worker"])
-        charge = float(marginal[0, worker] - marginal[1, worker]) / base.cost_scale_s
+        charge = float(full_s[worker] - lookup_s[worker]) / base.cost_scale_s
         reward = float(reward) - charge
         self._charged += charge
         if "iteration_cost_s" in info:

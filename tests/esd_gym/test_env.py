@@ -169,8 +169,9 @@ def test_observed_cost_matches_cost_model(overrides, data_dir):
         for placed in range(env._sample):
             plan.place(int(env._assignment[placed]), context.batch.sample_local_ids(placed), context.sample_ps_of(placed))
         ids, ps = context.batch.sample_local_ids(env._sample), context.sample_ps_of(env._sample)
-        np.testing.assert_allclose(env._marginal[0], context.costs.marginal_cost_s(ids, ps, plan), rtol=1e-12)
-        np.testing.assert_allclose(env._marginal[1], context.costs.marginal_cost_s(ids, ps, plan, lookup_only=True),
+        full_s, lookup_s = env.marginal_costs_s()
+        np.testing.assert_allclose(full_s, context.costs.marginal_cost_s(ids, ps, plan), rtol=1e-12)
+        np.testing.assert_allclose(lookup_s, context.costs.marginal_cost_s(ids, ps, plan, lookup_only=True),
                                    rtol=1e-12)
         _, _, _, truncated, info = env.step(masked_random_action(info, rng))
         if truncated:
