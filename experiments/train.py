@@ -399,6 +399,9 @@ def train(
             )
         shutil.rmtree(run_dir)
         checkpoint = None
+    # Build one environment before anything is written, so that a bad scenario or env_kwargs value leaves no
+    # half-made run directory behind.
+    make_env(config.env_id, push_reward=config.push_reward, scenario=config.scenario, **config.env_kwargs).close()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(config, run_dir / "config.yaml")
 

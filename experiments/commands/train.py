@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir is not None:
         overrides["output_dir"] = args.output_dir
     if args.timesteps is not None:
+        if args.timesteps <= 0:
+            raise ConfigError(f"--timesteps must be positive (got {args.timesteps})")
         overrides["n_timesteps"] = args.timesteps
     config = load_train_config(args.config, overrides)
     result = train(

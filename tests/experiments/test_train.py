@@ -126,3 +126,21 @@ def test_push_reward_keeps_return(tmp_path):
     inside = [index for index in range(len(plain_rewards)) if (index + 1) % batch]
     assert all(shaped_rewards[i] <= plain_rewards[i] + 1e-12 for i in inside)
     assert any(shaped_rewards[i] < plain_rewards[i] for i in inside)
+
+
+def test_bad_env_kwargs_leave_no_run_directory(tmp_path):
+    env_kwargs = {**TINY_ENV_KWARGS, "batch_size": 0}
+    path = write_yaml(tmp_path / "bad_env.yaml", tiny_train_config(env_kwargs=env_kwargs))
+    config = load_train_config(path, {"output_dir": str(tmp_path / "runs")})
+    with pytest.raises(ConfigError, match="batch_size"):
+        train(config, progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_nonpositive_timesteps_option_named(tmp_path, capsys):
+    from experiments.cli import main
+
+    path = write_yaml(tmp_path / "run.yaml", tiny_train_config())
+    assert main(["train", "--config", str(path), "--timesteps", "-1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("--timesteps must be positive (got -1)")
