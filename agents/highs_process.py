@@ -183,6 +183,7 @@ class HighsProcess:
         self._requests: Connection | None = None
         self._replies: Connection | None = None
         self._ready = False
+        self._overruns = 0
 
     def solve(
         self,
@@ -222,9 +223,14 @@ class HighsProcess:
                 self._discard()
                 return {"status": "error", "x": None, "message": f"HiGHS process ended unexpectedly: {error!r}"}
             if message is None:
-                logger.warning(
-                    "HiGHS overran its %.3f s limit by more than the grace period; killing process %d",
-                    time_limit_s, self._process.pid,
+                # A tight per-batch limit can make every solve overrun: warn on the 1st, 10th, 100th ... only.
+                self._overruns += 1
+                level = logging.WARNING if math.log10(self._overruns).is_integer() else logging.DEBUG
+                logger.log(
+                    level,
+                    "HiGHS overran its %.3f s limit by more than the grace period; killing process %d "
+                    "(overrun %d in this session)",
+                    time_limit_s, self._process.pid, self._overruns,
                 )
                 self._discard()
                 # Start the next child now, so that its start-up overlaps with the caller's work.
