@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
@@ -99,7 +106,7 @@ class RichProgressCallback(BaseCallback):
 
 class _HeldOutSeeds:
     """Reseed the evaluation environment before every evaluation, so each one plays the same episodes, and log
-    each evaluation's mean return."""
+    each evaluation's mean return. Listed before the SB3 evaluation callback in the bases, so ``super()`` is it."""
 
     eval_env: Any
     eval_freq: int
@@ -107,43 +114,24 @@ class _HeldOutSeeds:
     num_timesteps: int
     last_mean_reward: float
 
-    def _due(self) -> bool:
-        return self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
+    def __init__(self, *args: Any, eval_seed: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.eval_seed = eval_seed
 
-    def _log_evaluation(self) -> None:
-        logger.info("evaluation at %d steps: mean return %.4f", self.num_timesteps, self.last_mean_reward)
+    def _on_step(self) -> bool:
+        due = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
+        if due:
+            self.eval_env.seed(self.eval_seed)
+        continue_training = super()._on_step()
+        if due:
+            logger.info("evaluation at %d steps: mean return %.4f", self.num_timesteps, self.last_mean_reward)
+        return continue_training
 
 
 class HeldOutEvalCallback(_HeldOutSeeds, EvalCallback):
     """:class:`EvalCallback` whose evaluations all start from ``eval_seed`` (sub-environment i gets seed + i)."""
 
-    def __init__(self, *args: Any, eval_seed: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.eval_seed = eval_seed
-
-    def _on_step(self) -> bool:
-        due = self._due()
-        if due:
-            self.eval_env.seed(self.eval_seed)
-        continue_training = super()._on_step()
-        if due:
-            self._log_evaluation()
-        return continue_training
-
 
 class HeldOutMaskableEvalCallback(_HeldOutSeeds, MaskableEvalCallback):
     """:class:`MaskableEvalCallback` (action masks during evaluation) whose evaluations all start from
     ``eval_seed``."""
-
-    def __init__(self, *args: Any, eval_seed: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.eval_seed = eval_seed
-
-    def _on_step(self) -> bool:
-        due = self._due()
-        if due:
-            self.eval_env.seed(self.eval_seed)
-        continue_training = super()._on_step()
-        if due:
-            self._log_evaluation()
-        return continue_training

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import logging
 import zlib
 from collections.abc import Callable, Iterator

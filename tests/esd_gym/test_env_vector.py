@@ -12,22 +12,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import esd_gym  # noqa: F401  (registers the environments)
-from esd_gym.workload.trace import Trace, save_trace
-
-
-def write_movielens_like(data_dir, num_samples: int = 3000, seed: int = 0) -> None:
-    """Write ``data_dir/ml-100k.npz`` with user and item tables, like the converted MovieLens."""
-    rng = np.random.default_rng(seed)
-    ids = np.empty(2 * num_samples, dtype=np.int64)
-    ids[0::2] = rng.integers(0, 100, num_samples)
-    ids[1::2] = 100 + rng.zipf(1.3, num_samples) % 400
-    trace = Trace(
-        offsets=np.arange(0, 2 * num_samples + 1, 2, dtype=np.int64),
-        ids=ids,
-        table_offsets=np.array([0, 100, 500], dtype=np.int64),
-        table_names=("user_id", "item_id"),
-    )
-    save_trace(data_dir / "ml-100k.npz", trace)
+from tests.esd_gym.helpers import write_movielens_like
 
 
 @pytest.fixture(scope="module")

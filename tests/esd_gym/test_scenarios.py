@@ -9,9 +9,15 @@ import pytest
 
 from esd_gym import scenarios
 from esd_gym.errors import ConfigError, DataError
-from esd_gym.scenarios import get_scenario_spec, load_scenario, scenario_names, select_tables
-from esd_gym.workload.trace import Trace, save_trace
+from esd_gym.scenarios import (
+    get_scenario_spec,
+    load_scenario,
+    scenario_names,
+    select_tables,
+)
+from esd_gym.workload.trace import Trace
 from experiments.cli import main as cli_main
+from tests.esd_gym.helpers import SMALL_SYNTHETIC, write_movielens_like
 
 REQUIRED = (
     "ml100k-8w-hetero-v0",
@@ -20,24 +26,6 @@ REQUIRED = (
     "criteo-synth-8w-hetero-v0",
     "criteo-synth-16w-dynamic-v0",
 )
-SMALL_SYNTHETIC = {"num_samples": 2000, "cardinalities": [40, 300, 2000, 10000]}
-
-
-def write_movielens_like(data_dir, num_samples: int = 3000, seed: int = 0) -> None:
-    """Write ``data_dir/ml-100k.npz``: user, item and a multi-hot genre table, like the converted MovieLens."""
-    rng = np.random.default_rng(seed)
-    users = rng.integers(0, 100, num_samples)
-    items = 100 + rng.zipf(1.3, num_samples) % 400
-    genre_counts = rng.integers(1, 3, num_samples)
-    rows = [np.concatenate(([u, i], 500 + rng.choice(5, g, replace=False))) for u, i, g in zip(users, items, genre_counts)]
-    offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
-    trace = Trace(
-        offsets=offsets,
-        ids=np.concatenate(rows).astype(np.int64),
-        table_offsets=np.array([0, 100, 500, 505], dtype=np.int64),
-        table_names=("user_id", "item_id", "class"),
-    )
-    save_trace(data_dir / "ml-100k.npz", trace)
 
 
 @pytest.fixture
