@@ -42,7 +42,7 @@ _INITIAL_SLOTS = 1024
 
 @dataclass(frozen=True)
 class WorkerIteration:
-    """What one worker's lookups, inserts and pushes did in an iteration.
+    """Outcome of one worker's lookups, inserts and pushes in an iteration.
 
     Arrays over K (the worker's distinct ids in first-appearance order): ``keys``, ``pulled``, ``transient``.
     Pushes (cached rows past the bound, transient rows, then write-backs): ``push_ids``, ``push_amounts``.
@@ -79,8 +79,8 @@ class WorkerCache:
         self.clear()
 
     def clear(self) -> None:
-        # Rows live in slots; per-row state is indexed by slot and never moves, so an iteration rewrites only the
-        # two arrays of the sorted index (ids and their slots) instead of five state arrays.
+        # Per-row state is indexed by slot and never moves. So an iteration rewrites only the two arrays of the
+        # sorted index (ids and their slots) instead of five state arrays.
         self.sorted_ids = _EMPTY_INT.copy()
         self.sorted_slots = _EMPTY_INT.copy()
         allocated = min(self.capacity_rows, _INITIAL_SLOTS)
@@ -285,7 +285,10 @@ class WorkerCache:
 
 
 def most_frequent_ids(ids: np.ndarray, count: int) -> np.ndarray:
-    """The ``count`` most frequent ids of ``ids``, most frequent first (ties to the smaller id): a static hot set."""
+    """Return the ``count`` most frequent ids of ``ids``, most frequent first (ties to the smaller id).
+
+    This is the static policy's hot set when taken over a trace.
+    """
     if count <= 0 or len(ids) == 0:
         return _EMPTY_INT.copy()
     values, frequencies = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)

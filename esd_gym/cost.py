@@ -13,9 +13,9 @@ Prices are link time in seconds. On the link between worker w and parameter serv
 * each message pays ``latency_s[w, p]`` once: one lookup message per PS that has ids of the worker in an
   iteration, and one push message per PS that receives at least one push.
 
-Marginal cost of a placement (what :class:`BatchCosts` computes). Placing sample i on worker w costs, for every id
-e of the sample not yet planned on w: its request, its pull when e is not fresh on w, and its expected push; plus
-the message latencies of every PS that the worker did not talk to yet in this batch. The lookup part (requests,
+Marginal cost of a placement (what :class:`BatchCosts` computes). Placing sample i on worker w costs the request,
+the pull (when e is not fresh on w) and the expected push of every id e of the sample not yet planned on w. It also
+costs the message latencies of every PS that the worker did not talk to yet in this batch. The lookup part (requests,
 pulls, lookup latencies) is exact: summed over a batch it equals the simulator's lookup cost of the iteration. The
 push part is exact when the staleness bound s is 0 (every used row is pushed at the end of the iteration). When
 s > 0 it is an expectation: a row the worker caches is pushed once every s + 1 uses on average, so each use is

@@ -1,8 +1,8 @@
 """The exact simulator of bulk-synchronous DLRM training on edge workers with cached embedding rows.
 
-:meth:`Simulator.step` executes one iteration for a given dispatch: every worker looks up the distinct ids of its
-samples (see :mod:`esd_gym.cache` for the protocol), trains, and pushes; pushes reach the parameter servers at the
-iteration's end. All transfers are priced by :class:`esd_gym.cost.LinkPrices` at the bandwidth in force when the
+:meth:`Simulator.step` executes one iteration for a given dispatch. Every worker looks up the distinct ids of its
+samples (see :mod:`esd_gym.cache` for the protocol), trains, and pushes. The pushes reach the parameter servers at
+the iteration's end. All transfers are priced by :class:`esd_gym.cost.LinkPrices` at the bandwidth in force when the
 iteration starts, and simulated time advances by the iteration time. :meth:`Simulator.flush` pushes every dirty row
 at the end of an episode.
 """
@@ -68,7 +68,7 @@ class Simulator:
         return cached, fresh, cacheable
 
     def batch_costs(self, batch: Batch) -> BatchCosts:
-        """The cost model of placing ``batch``'s samples, given the caches and prices right now."""
+        """Build the cost model of placing ``batch``'s samples, given the caches and prices right now."""
         _, fresh, cacheable = self.cache_state(batch.unique_ids)
         static = self.cluster.config.cache_policy == "static"
         return BatchCosts(
@@ -130,7 +130,7 @@ class Simulator:
         pushes = np.zeros_like(lookups)
         for worker, cache in enumerate(self.caches):
             flat = batch.ids[order[bounds[worker] : bounds[worker + 1]]]
-            # A sample lists an id at most once (see Batch), so an id's count is the number of samples using it.
+            # Batch.from_csr drops repeats within a sample, so an id's count is the number of samples using it.
             distinct, first_at, use_counts = np.unique(flat, return_index=True, return_counts=True)
             appearance = np.argsort(first_at, kind="stable")
             result = cache.run_iteration(distinct[appearance], use_counts[appearance], bound, self._stamp)

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--trace", required=True, help="trace .npz")
     parser.add_argument("--dispatcher", default="round-robin", help="reference dispatcher name (default: round-robin)")
     parser.add_argument("--batch-size", type=int, required=True, help="samples per iteration")
-    parser.add_argument("--iterations", type=int, default=None, help="most iterations to run (default: whole trace)")
+    parser.add_argument("--iterations", type=int, default=None, help="maximum number of iterations (default: the whole trace)")
     parser.add_argument("--start", type=int, default=0, help="index of the first sample (default: 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the dispatcher (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the totals as one JSON object")
