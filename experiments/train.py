@@ -263,7 +263,7 @@ class PerSamplePushReward(gymnasium.Wrapper):
     subtracts, at every step, the push part of the chosen worker's marginal cost: the cost model's expected push
     of the rows that this placement adds to the worker. At the batch's last step, where the environment subtracts
     the realised push cost, it adds the sum of those charges back. With staleness bound 0 the expectation is exact,
-    so the last step's reward then holds no push cost at all. The charges and the refund cancel within each batch,
+    so the last step's reward then contains no push cost at all. The charges and the refund cancel within each batch,
     so the episode's return is unchanged: minus its transmission cost divided by ``cost_scale_s``.
     """
 
@@ -345,7 +345,7 @@ class TrainResult:
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path, Path | None, int] | None:
-    """The newest ``checkpoints/model_<steps>_steps.zip`` of a run, its VecNormalize file (or None) and its steps."""
+    """Return the newest ``checkpoints/model_<steps>_steps.zip`` of a run, its VecNormalize file (or None) and its steps."""
     directory = Path(run_dir) / "checkpoints"
     if not directory.is_dir():
         return None
