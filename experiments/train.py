@@ -345,7 +345,8 @@ class TrainResult:
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path, Path | None, int] | None:
-    """Return the newest ``checkpoints/model_<steps>_steps.zip`` of a run, its VecNormalize file (or None) and its steps."""
+    """Return the newest ``checkpoints/model_<steps>_steps.zip`` of a run, its VecNormalize file (or None) and its
+    step count."""
     directory = Path(run_dir) / "checkpoints"
     if not directory.is_dir():
         return None
