@@ -38,34 +38,36 @@ class Batch:
         lengths = np.diff(offsets)
         sample_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
 
-        # Drop repeats of an id within a sample, keeping the first occurrence in feature order.
-        if len(ids):
-            lowest = int(ids.min())
-            span = int(ids.max()) - lowest + 1
-            if span * max(len(lengths), 1) < 2**62:
-                # One integer key per (sample, id) pair; np.unique's first index is the first occurrence.
-                pair_key = sample_of * span + (ids - lowest)
-                _, first = np.unique(pair_key, return_index=True)
-                keep = np.zeros(len(ids), dtype=bool)
-                keep[first] = True
-            else:
-                order = np.lexsort((np.arange(len(ids)), ids, sample_of))
-                sorted_ids, sorted_samples = ids[order], sample_of[order]
-                repeat = np.zeros(len(ids), dtype=bool)
-                repeat[1:] = (sorted_ids[1:] == sorted_ids[:-1]) & (sorted_samples[1:] == sorted_samples[:-1])
-                keep = np.ones(len(ids), dtype=bool)
-                keep[order[repeat]] = False
-            if not keep.all():
-                ids, sample_of = ids[keep], sample_of[keep]
-                lengths = np.bincount(sample_of, minlength=len(lengths))
-                offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        # One stable sort by (id, sample) finds both the repeats of an id within a sample (equal neighbours; the
+        # first occurrence in feature order sorts first) and the batch's distinct ids (changes of id).
+        num_samples = max(len(lengths), 1)
+        lowest = int(ids.min()) if len(ids) else 0
+        span = int(ids.max()) - lowest + 1 if len(ids) else 1
+        if span * num_samples < 2**62:
+            order = np.argsort((ids - lowest) * num_samples + sample_of, kind="stable")
+        else:
+            order = np.lexsort((np.arange(len(ids)), sample_of, ids))
+        sorted_ids, sorted_samples = ids[order], sample_of[order]
+        repeat = np.zeros(len(ids), dtype=bool)
+        repeat[1:] = (sorted_ids[1:] == sorted_ids[:-1]) & (sorted_samples[1:] == sorted_samples[:-1])
+        new_id = np.ones(len(ids), dtype=bool)
+        new_id[1:] = sorted_ids[1:] != sorted_ids[:-1]
+        unique_ids = sorted_ids[new_id]
+        local_ids = np.empty(len(ids), dtype=np.int64)
+        local_ids[order] = np.cumsum(new_id) - 1
 
-        unique_ids, local_ids = np.unique(ids, return_inverse=True)
+        if repeat.any():
+            keep = np.ones(len(ids), dtype=bool)
+            keep[order[repeat]] = False
+            ids, sample_of, local_ids = ids[keep], sample_of[keep], local_ids[keep]
+            lengths = np.bincount(sample_of, minlength=len(lengths))
+            offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+
         return cls(
             offsets=offsets,
             ids=ids,
             unique_ids=unique_ids,
-            local_ids=local_ids.astype(np.int64),
+            local_ids=local_ids,
             sample_of=sample_of,
         )
 
