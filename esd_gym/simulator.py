@@ -118,10 +118,25 @@ class Simulator:
         num_workers, num_ps = self.num_workers, cluster.num_ps
         prices = self.prices()
 
-        # Each worker's entries in dispatch order (samples in batch order, ids in feature order).
+        # Each worker's distinct ids in first-appearance order (samples in batch order, ids in feature order) and
+        # how many of its samples use each, for all workers with two sorts. Entries are sorted by (worker, id),
+        # stably, so the first entry of each (worker, id) group is its first appearance; Batch.from_csr dropped
+        # repeats within a sample, so a group's size is the number of samples using the id.
         entry_worker = assignment[batch.sample_of]
-        order = np.argsort(entry_worker, kind="stable")
-        bounds = np.searchsorted(entry_worker[order], np.arange(num_workers + 1))
+        num_unique = max(batch.num_unique, 1)
+        entry_key = entry_worker * num_unique + batch.local_ids
+        order = np.argsort(entry_key, kind="stable")
+        sorted_key = entry_key[order]
+        group_start = np.ones(len(sorted_key), dtype=bool)
+        group_start[1:] = sorted_key[1:] != sorted_key[:-1]
+        starts = np.flatnonzero(group_start)
+        group_key = sorted_key[starts]
+        group_counts = np.diff(np.append(starts, len(sorted_key)))
+        group_worker = group_key // num_unique
+        appearance = np.lexsort((order[starts], group_worker))
+        worker_keys = batch.unique_ids[group_key[appearance] % num_unique]
+        worker_counts = group_counts[appearance]
+        bounds = np.searchsorted(group_worker[appearance], np.arange(num_workers + 1))
         samples = np.bincount(assignment, minlength=num_workers)
 
         results: list[WorkerIteration] = []
@@ -129,12 +144,9 @@ class Simulator:
         pulls = np.zeros_like(lookups)
         pushes = np.zeros_like(lookups)
         for worker, cache in enumerate(self.caches):
-            flat = batch.ids[order[bounds[worker] : bounds[worker + 1]]]
-            # Batch.from_csr drops repeats within a sample, so an id's count is the number of samples using it.
-            distinct, first_at, use_counts = np.unique(flat, return_index=True, return_counts=True)
-            appearance = np.argsort(first_at, kind="stable")
-            result = cache.run_iteration(distinct[appearance], use_counts[appearance], bound, self._stamp)
-            self._stamp += len(distinct)
+            first, last = bounds[worker], bounds[worker + 1]
+            result = cache.run_iteration(worker_keys[first:last], worker_counts[first:last], bound, self._stamp)
+            self._stamp += int(last - first)
             results.append(result)
 
             key_ps = cluster.ps_of(result.keys)
