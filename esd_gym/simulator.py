@@ -14,7 +14,7 @@ import numpy as np
 from esd_gym.batch import Batch
 from esd_gym.cache import WorkerCache, WorkerIteration
 from esd_gym.cluster import Cluster
-from esd_gym.cost import BatchCosts, LinkPrices
+from esd_gym.cost import LinkPrices
 from esd_gym.errors import AssignmentError
 from esd_gym.report import IterationReport
 
@@ -66,18 +66,6 @@ class Simulator:
             cached[worker], fresh[worker] = cache.freshness(ids, bound)
             cacheable[worker] = cache.cacheable(ids)
         return cached, fresh, cacheable
-
-    def batch_costs(self, batch: Batch) -> BatchCosts:
-        """Build the cost model of placing ``batch``'s samples, given the caches and prices right now."""
-        _, fresh, cacheable = self.cache_state(batch.unique_ids)
-        static = self.cluster.config.cache_policy == "static"
-        return BatchCosts(
-            prices=self.prices(),
-            ps_of_local=self.cluster.ps_of(batch.unique_ids),
-            fresh=fresh,
-            cacheable=cacheable if static else None,
-            staleness_bound=self.cluster.staleness_bound,
-        )
 
     def cache_fill(self) -> np.ndarray:
         """Fraction of each worker's cache in use, float64 [W] (0 for a zero-size cache)."""
