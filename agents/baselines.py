@@ -70,8 +70,8 @@ def _spill(preferred: int, load: np.ndarray, capacity: np.ndarray) -> int:
 class RandomDispatcher(Dispatcher):
     """Uniformly random free slot for every sample (what HET-style training does: caches, blind dispatch).
 
-    Worker w offers cap_w slots; the batch takes S of them without replacement, so a worker's expected share is
-    proportional to its capacity and no capacity is exceeded. Seeded by :meth:`reset`; consecutive batches draw
+    Worker w offers cap_w slots, and the batch takes S of them without replacement. So a worker's expected share
+    is proportional to its capacity, and no capacity is exceeded. Seeded by :meth:`reset`; consecutive batches draw
     from one generator.
     """
 
@@ -122,7 +122,7 @@ class HashDispatcher(Dispatcher):
 
     The key is the row index within table ``table`` of the sample's first id from that table (global id minus the
     table offset), mapped by :func:`hash_to_worker`. A sample whose preferred worker is full goes to the next
-    worker with room in cyclic order; a sample without an id of that table goes to the least-filled worker.
+    worker with room in cyclic order. A sample without an id of that table goes to the least-filled worker.
     Without ``context.table_offsets`` the key is the sample's first id (only ``table=0`` is accepted then).
 
     :param table: index of the embedding table (feature) to hash, 0 = the first table (e.g. user id).
@@ -190,7 +190,7 @@ class LocalityDispatcher(Dispatcher):
     """Herald-style location-aware allocation: each sample to the worker whose cache contains most of its ids.
 
     The score of sample i on worker w is the number of i's distinct ids that are cached and fresh on w at the
-    batch's start (the snapshot; placements within the batch do not change it). Samples are taken in batch order;
+    batch's start. Placements within the batch do not change this snapshot. Samples are taken in batch order;
     each goes to a worker with room and the highest score. Ties rotate: a pointer starts at worker 0 on
     :meth:`reset`, a tie goes to the first tied worker at or after the pointer in cyclic order, and the pointer then
     moves past that worker. Blind to bandwidth.
@@ -251,9 +251,9 @@ class HotColdDispatcher(Dispatcher):
 
     A sample is *hot on worker w* when every one of its distinct ids is cached and fresh on w at the batch's start,
     and *hot* when it is hot on at least one worker. First, hot samples in batch order each go to the least-filled
-    worker (load / capacity, ties to the lower index) among those it is hot on that have room; a hot sample that
+    worker (load / capacity, ties to the lower index) among those it is hot on that have room. A hot sample that
     finds all of them full becomes cold. Then cold samples in batch order each go to the least-filled worker with
-    room. Under the ``static`` cache policy every worker holds the same hot set, so hot samples spread over all
+    room. Under the ``static`` cache policy every worker caches the same hot set, so hot samples spread over all
     workers as FAE's hot mini-batches do.
     """
 

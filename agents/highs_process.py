@@ -40,7 +40,7 @@ def new_highs():
 
     highspy 1.16 prints a banner to the process's standard output when the first instance is built, before any
     option can be set. That first construction runs with file descriptor 1 pointed at /dev/null, so the banner
-    cannot corrupt the output of a command; output of other threads during that construction is lost too.
+    cannot corrupt the output of a command. Output of other threads during that construction is lost too.
     """
     global _highs_constructed
     import highspy

@@ -1,8 +1,8 @@
 """HybridDis: the greedy heuristic, the optimal ILP dispatcher and the rule that chooses between them per batch.
 
 * ``hybriddis-heuristic``: :func:`esd_gym.dispatch.greedy_dispatch` in regret order.
-* ``hybriddis-optimal``: the ILP of :mod:`agents.ilp` on the whole batch, warm-started from the heuristic, HiGHS
-  first and CBC when HiGHS fails; the cheaper of the solver's plan and the heuristic's is used.
+* ``hybriddis-optimal``: the ILP of :mod:`agents.ilp` on the whole batch, warm-started from the heuristic, with
+  HiGHS first and CBC when HiGHS fails. The cheaper of the solver's plan and the heuristic's is used.
 * ``hybriddis``: the heuristic plan, then as much optimisation as the per-batch decision budget allows: the whole
   batch when its predicted solve time fits, else windows of samples re-placed optimally while the rest of the
   plan stays fixed. A window's warm start is its current placement, so no window makes the plan worse, and the
@@ -112,7 +112,7 @@ class SolveTimeModel:
         return math.exp(intercept + slope * math.log(max(size, 1.0)))
 
     def largest_size_within(self, seconds: float) -> float:
-        """The largest size whose predicted time is at most ``seconds``."""
+        """Return the largest size whose predicted time is at most ``seconds``."""
         intercept, slope = self._coefficients
         return math.exp((math.log(max(seconds, 1e-9)) - intercept) / slope)
 
@@ -130,8 +130,8 @@ class SolveTimeModel:
 
 
 # Priors of the two solve-time models: estimates from HiGHS 1.16 on one core (MovieLens-100K batches, 8 workers,
-# 2 ids per sample). A whole batch of 64 samples (size ≈ 3·10^4) took about 8 s; a window of 64 samples inside a
-# full plan, where the capacities leave little freedom, took under 0.1 s.
+# 2 ids per sample). A whole batch of 64 samples (size ≈ 3·10^4) took about 8 s. A window of 64 samples inside a
+# full plan took under 0.1 s, because the capacities leave little freedom there.
 BATCH_PRIOR = {"prior_s": 8.0, "prior_size": 3e4}
 WINDOW_PRIOR = {"prior_s": 0.05, "prior_size": 3e4}
 
@@ -243,7 +243,7 @@ class HybridDisDispatcher(Dispatcher):
        heuristic, and the cheaper plan;
     3. otherwise, while budget is left, windows of samples re-placed optimally while every other sample stays where
        the current plan puts it (so a window's rows already used by the others cost nothing). Each pass splits the
-       batch into windows at random (seeded); a window's current placement is its warm start and a window's plan
+       batch into windows at random (seeded). A window's current placement is its warm start, and a window's plan
        is kept only when it lowers the batch's cost, so the plan never gets worse than the heuristic's. Passes stop
        when the budget or ``max_windows`` is reached, or after two passes without improvement.
 

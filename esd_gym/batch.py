@@ -38,8 +38,8 @@ class Batch:
         lengths = np.diff(offsets)
         sample_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
 
-        # One stable sort by (id, sample) finds both the repeats of an id within a sample (equal neighbours; the
-        # first occurrence in feature order sorts first) and the batch's distinct ids (changes of id).
+        # One stable sort by (id, sample) finds the repeats of an id within a sample: they are equal neighbours, and
+        # the first occurrence in feature order sorts first. The same order gives the batch's distinct ids.
         num_samples = max(len(lengths), 1)
         lowest = int(ids.min()) if len(ids) else 0
         span = int(ids.max()) - lowest + 1 if len(ids) else 1

@@ -19,7 +19,7 @@ A copy is *fresh* when it is cached and ``lag <= s`` (s = staleness bound). One 
    ``pending > s``, every transient row and every written-back row. A push clears ``pending``.
 
 The lags of other workers' copies grow when the simulator applies all pushes at the end of the iteration
-(:meth:`WorkerCache.apply_remote_pushes`): every lookup of an iteration sees the PS as it was at its start.
+(:meth:`WorkerCache.apply_remote_pushes`), so every lookup of an iteration reads the PS as it was at its start.
 """
 
 from __future__ import annotations

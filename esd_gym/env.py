@@ -345,8 +345,8 @@ class DispatchEnv(_ScenarioEnv):
     def marginal_costs_s(self) -> tuple[np.ndarray, np.ndarray]:
         """Return (full, lookup-only) marginal cost of the current sample on each worker, float64 [W], seconds.
 
-        The full cost adds the cost model's expected push of the rows the placement adds; the lookup-only part is
-        what the next step's reward charges (times ``-1 / cost_scale_s``). Full workers are included.
+        The full cost adds the cost model's expected push of the rows that the placement adds. The lookup-only part
+        is what the next step's reward charges (times ``-1 / cost_scale_s``). Full workers are included.
         """
         return self._marginal[0].copy(), self._marginal[1].copy()
 
@@ -405,7 +405,7 @@ class DispatchEnv(_ScenarioEnv):
         return worker
 
     def _cheapest_with_room(self) -> int:
-        """The worker with room and the smallest marginal cost; ties to the less loaded, then the lower index."""
+        """Return the worker with room and the smallest marginal cost (ties: less loaded, then lower index)."""
         cost = np.where(self._room, self._marginal[0], np.inf)
         best = np.flatnonzero(cost == cost.min())
         loads = np.asarray(self._load)[best]
@@ -456,7 +456,7 @@ class DispatchEnv(_ScenarioEnv):
     def _observe_sample(self) -> None:
         """Price the current sample on every worker and write its features into the observation buffer.
 
-        ``_marginal`` [2, W] holds the full and the lookup-only marginal cost, the same sums as
+        ``_marginal`` [2, W] contains the full and the lookup-only marginal cost, the same sums as
         :meth:`BatchCosts.marginal_cost_s` restricted to rows and parameter servers not yet planned on each worker.
         """
         sample = self._sample

@@ -1,7 +1,7 @@
 """Replay an externally produced dispatch log through the simulator (``esd-gym replay``).
 
-The log is a CSV with the header ``sample,worker`` and one row per sample in dispatch order; consecutive
-``batch_size`` rows form one iteration and the last batch may be short. Every sample of the trace must appear
+The log is a CSV with the header ``sample,worker`` and one row per sample in dispatch order. Consecutive
+``batch_size`` rows form one iteration, and the last batch may be short. Every sample of the trace must appear
 exactly once.
 """
 
@@ -164,7 +164,7 @@ def replay(
 
 
 def static_hot_set(cluster: Cluster, trace: Trace) -> np.ndarray | None:
-    """The static policy's hot set: the most frequent ids of the trace, as many as the largest cache holds."""
+    """Return the static policy's hot set: the trace's most frequent ids, as many as the largest cache fits."""
     if cluster.config.cache_policy != "static":
         return None
     from esd_gym.cache import most_frequent_ids

@@ -110,7 +110,7 @@ class BandwidthDynamics(StrictModel):
     Every ``interval_s`` seconds, the log10 of each worker's bandwidth factor moves by a normal step of standard
     deviation ``volatility``, reflected into ``[log10 factor_min, log10 factor_max]``. The first factor is drawn
     log-uniformly in that range. The factor multiplies every link of the worker (down and up). Changes stop at
-    ``horizon_s``; the last factor holds after it.
+    ``horizon_s``, and the last factor stays in force after it.
     """
 
     interval_s: float = Field(gt=0, allow_inf_nan=False)
@@ -338,13 +338,13 @@ class Scenario:
         return int(round(self.spec.cluster.cache_fraction * self.num_distinct_ids))
 
     def hot_ids(self) -> np.ndarray | None:
-        """The static policy's hot set: the most frequent ids of the trace; None under the other policies."""
+        """Return the static policy's hot set (the trace's most frequent ids), or None under the other policies."""
         if self.spec.cluster.cache_policy != "static":
             return None
         return most_frequent_ids(np.asarray(self.trace.ids), self.cache_rows())
 
     def max_bandwidth_factor(self) -> float:
-        """The largest bandwidth factor any reset may draw (1 for a static scenario)."""
+        """Return the largest bandwidth factor that any reset may draw (1 for a static scenario)."""
         dynamics = self.spec.cluster.bandwidth_dynamics
         return 1.0 if dynamics is None else max(1.0, dynamics.factor_max)
 

@@ -165,7 +165,7 @@ def load_compare_config(path: str | Path, output_dir: str | None = None) -> Reso
 
 
 def _train_env_kwargs(agent: AgentEntry, config: CompareConfig) -> dict[str, Any]:
-    """The training config's own ``env_kwargs`` (e.g. a penalty), kept beside the comparison's overrides."""
+    """Return the training config's own ``env_kwargs`` (e.g. a penalty), kept beside the comparison's overrides."""
     if agent.train is None:
         return {}
     data = load_yaml(agent.train)
@@ -175,7 +175,7 @@ def _train_env_kwargs(agent: AgentEntry, config: CompareConfig) -> dict[str, Any
 
 @dataclass
 class CompareResult:
-    """What a comparison wrote and computed."""
+    """Outputs and results of one comparison."""
 
     run_dir: Path
     results: list[EpisodeResult]

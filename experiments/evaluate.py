@@ -64,7 +64,7 @@ RESULT_COLUMNS = (
 
 @dataclass(frozen=True)
 class BatchRecord:
-    """What one batch (iteration) of an episode cost, from the environment's ``info`` at the batch's last step.
+    """Cost of one batch (iteration) of an episode, from the environment's ``info`` at the batch's last step.
 
     Costs and times are in seconds. ``simulated_time_s`` is the episode's simulated time after the batch, and
     ``decision_time_s`` is the wall time that the agent spent choosing the batch's actions.

@@ -380,7 +380,7 @@ def train(
     """Train (or, with ``resume``, continue training) one learned dispatcher and save it under ``run_dir``.
 
     :param run_dir: the run directory; default ``<output_dir>/<name>``.
-    :param overwrite: delete an existing run directory first; without it, a directory that already holds
+    :param overwrite: delete an existing run directory first; without it, a directory that already contains
         checkpoints raises :class:`ConfigError` unless ``resume`` is set.
     :raises ConfigError: resume without a checkpoint, or a fresh run over an existing one.
     """
@@ -396,7 +396,7 @@ def train(
     if not resume and checkpoint is not None:
         if not overwrite:
             raise ConfigError(
-                f"{run_dir} already holds a training run; pass --resume to continue it or --overwrite to replace it"
+                f"{run_dir} already contains a training run; pass --resume to continue it or --overwrite to replace it"
             )
         shutil.rmtree(run_dir)
         checkpoint = None

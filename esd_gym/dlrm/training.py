@@ -165,7 +165,7 @@ class DistributedTrainer:
         return self.store.master
 
     def make_batch(self, samples: np.ndarray) -> Batch:
-        """The simulator's batch of trace samples ``samples`` (in that order)."""
+        """Build the simulator's batch of trace samples ``samples`` (in that order)."""
         return gather_batch(self.data.trace.offsets, self.data.trace.ids, samples)
 
     def dispatch_and_step(

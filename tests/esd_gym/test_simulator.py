@@ -1,8 +1,12 @@
 """Hand-computed examples of every term of the system model.
 
-Unless a test says otherwise: row_bytes = 64 and 16 header bytes, so a pulled or pushed row is an 80-byte message;
-requests are 16 bytes per id; downlink 1000 B/s and uplink 500 B/s, so a pull costs 80/1000 = 0.08 s, a push
-80/500 = 0.16 s and a request 16/500 = 0.032 s; latency 0; compute 100 samples/s.
+Defaults of every test unless it sets other values:
+
+- row_bytes = 64 and 16 header bytes, so a pulled or pushed row is an 80-byte message;
+- requests of 16 bytes per id;
+- downlink 1000 B/s and uplink 500 B/s, so a pull costs 80/1000 = 0.08 s, a push 80/500 = 0.16 s and a request
+  16/500 = 0.032 s;
+- latency 0 and compute 100 samples/s.
 """
 
 from __future__ import annotations
@@ -129,7 +133,7 @@ def test_evicted_dirty_row_is_written_back():
     assert report.total_cost_s == pytest.approx(REQUEST_S + PULL_S + PUSH_S)
 
 
-def test_transient_row_when_cache_holds_only_rows_in_use():
+def test_full_cache_of_used_rows_makes_transient():
     simulator = Simulator(make_cluster([2], staleness_bound=5))
     simulator.step(make_batch([[1, 2]]), np.array([0]))  # cache full with rows 1 and 2 (pending 1 each)
     report = simulator.step(make_batch([[1, 2, 3]]), np.array([0]))
